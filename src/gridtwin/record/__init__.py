@@ -1,0 +1,1 @@
+"""Columnar recording of simulated (or imported) records into Parquet tables."""
