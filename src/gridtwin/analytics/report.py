@@ -1,0 +1,258 @@
+"""A single self-contained static HTML report of a run folder: metadata, KPI tables and plots.
+
+Plots are matplotlib figures rendered to inline base64 PNGs (no backend, no pyplot, no network), and
+the output is byte-identical for identical input.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from gridtwin.analytics.kpi import (
+    RunTables,
+    as_float,
+    core_utilisation_series,
+    kpi_sections,
+    kpis_from_tables,
+    load_run,
+    sum_per_tick,
+)
+from gridtwin.errors import InputError
+
+REPORT_NAME = "report.html"
+HIST_BINS = 60
+FIGSIZE = (8.0, 3.6)
+DPI = 90
+# Keys of run.json shown first, in this order; other scalar keys follow sorted.
+METADATA_FIRST = (
+    "scenario",
+    "seed",
+    "version",
+    "gridtwin_version",
+    "wall_time_s",
+    "wall_time",
+    "events",
+    "event_count",
+    "n_events",
+)
+
+CSS = """
+body { font-family: sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; margin-top: 1.6em; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+th, td { padding: 0.15em 0.8em; border-bottom: 1px solid #eee; text-align: left; }
+td.v { text-align: right; font-variant-numeric: tabular-nums; }
+.kpis { display: flex; flex-wrap: wrap; gap: 0 2em; }
+img { max-width: 100%; display: block; margin: 0.5em 0; }
+pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
+"""
+
+
+def write_report(run_dir: Path, kpis: dict[str, Any] | None = None) -> Path:
+    """Write ``run_dir/report.html`` (KPIs computed from the folder unless given) and return its path."""
+    run_dir = Path(run_dir)
+    tables = load_run(run_dir)
+    if kpis is None:
+        kpis = kpis_from_tables(tables)
+    metadata = _read_run_json(run_dir)
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>gridtwin report: {_e(metadata.get('scenario', run_dir.name))}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>gridtwin run report: {_e(metadata.get('scenario', run_dir.name))}</h1>",
+        "<h2>Run</h2>",
+        _metadata_table(metadata),
+        "<h2>Key performance indicators</h2>",
+        _kpi_tables(kpis),
+        "<h2>Plots</h2>",
+        *_figures(tables, kpis),
+        "<h2>KPIs as JSON</h2>",
+        f"<details><summary>show</summary><pre>{_e(json.dumps(kpis, indent=2, sort_keys=True))}</pre>"
+        "</details>",
+        "</body></html>",
+        "",
+    ]
+    path = run_dir / REPORT_NAME
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
+
+
+# --- HTML pieces ----------------------------------------------------------------------------------
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _read_run_json(run_dir: Path) -> dict[str, Any]:
+    """run.json as a dict; absent (e.g. imported real data) gives an empty dict."""
+    path = run_dir / "run.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: cannot read run.json as JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object at the top level, got {type(data).__name__}")
+    return data
+
+
+def _metadata_table(metadata: dict[str, Any]) -> str:
+    if not metadata:
+        return "<p>No run.json in this folder.</p>"
+    keys = [k for k in METADATA_FIRST if k in metadata]
+    keys += sorted(k for k in metadata if k not in keys and k != "kpis")
+    rows = []
+    for key in keys:
+        value = metadata[key]
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        if len(text) > 300:
+            text = text[:297] + "..."
+        rows.append(f"<tr><th>{_e(key)}</th><td>{_e(text)}</td></tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def _kpi_tables(kpis: dict[str, Any]) -> str:
+    blocks = []
+    for title, rows in kpi_sections(kpis):
+        body = "".join(f'<tr><td>{_e(k)}</td><td class="v">{_e(v)}</td></tr>' for k, v in rows)
+        blocks.append(f'<table><tr><th colspan="2">{_e(title)}</th></tr>{body}</table>')
+    return '<div class="kpis">' + "".join(blocks) + "</div>"
+
+
+def _img(fig: Figure, alt: str) -> str:
+    """The figure as an inline PNG; metadata cleared so identical input gives identical bytes."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
+# --- plots ----------------------------------------------------------------------------------------
+
+
+def _figures(tables: RunTables, kpis: dict[str, Any]) -> list[str]:
+    return [
+        _img(_queue_figure(tables), "running and queued jobs over time"),
+        _img(_utilisation_figure(tables), "core utilisation over time per tier"),
+        _img(_histogram_figure(tables), "queue time and wall time histograms"),
+        _img(_states_figure(kpis), "jobs by final state"),
+        _img(_failures_figure(kpis), "failures by error code"),
+        _img(_sites_figure(kpis), "top 20 sites by jobs"),
+    ]
+
+
+def _new_axes(title: str, ncols: int = 1, left: float = 0.1) -> tuple[Figure, Any]:
+    # Fixed margins: automatic layouts measure every label and triple the drawing time.
+    fig = Figure(figsize=FIGSIZE)
+    fig.subplots_adjust(left=left, right=0.98, bottom=0.15, top=0.88, wspace=0.3)
+    axes = fig.subplots(1, ncols)
+    if ncols == 1:
+        axes.set_title(title)
+    else:
+        fig.suptitle(title)
+    return fig, axes
+
+
+def _no_data(ax: Any) -> None:
+    ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
+
+
+def _hours_axis(ax: Any, ticks_ms: np.ndarray) -> np.ndarray:
+    """Hours since the first tick, labelled with that tick's UTC time."""
+    start = datetime.fromtimestamp(ticks_ms[0] / 1000.0, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    ax.set_xlabel(f"hours since {start}")
+    return (ticks_ms - ticks_ms[0]) / 3.6e6
+
+
+def _queue_figure(tables: RunTables) -> Figure:
+    fig, ax = _new_axes("Jobs over time (all sites)")
+    ticks, sums = sum_per_tick(tables.site_metrics, ("running", "activated", "assigned"))
+    if ticks.size == 0:
+        _no_data(ax)
+        return fig
+    hours = _hours_axis(ax, ticks)
+    ax.plot(hours, sums["running"], label="running")
+    ax.plot(hours, sums["activated"] + sums["assigned"], label="queued (activated + assigned)")
+    ax.set_ylabel("jobs")
+    ax.legend(loc="best")
+    return fig
+
+
+def _utilisation_figure(tables: RunTables) -> Figure:
+    fig, ax = _new_axes("Core utilisation per tier")
+    ticks, series = core_utilisation_series(tables.site_metrics, tables.sites)
+    if ticks.size == 0:
+        _no_data(ax)
+        return fig
+    hours = _hours_axis(ax, ticks)
+    for tier, values in series.items():
+        style = {"color": "black", "linestyle": "--", "zorder": 3} if tier == "all" else {}
+        ax.plot(hours, values, label=tier, **style)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("used / total cores")
+    ax.legend(loc="best")
+    return fig
+
+
+def _histogram_figure(tables: RunTables) -> Figure:
+    """Log-x histograms binned with numpy, so only the counts are drawn (fast for millions of jobs)."""
+    fig, axes = _new_axes("Queue time and wall time", ncols=2)
+    for ax, column, label in zip(
+        axes, ("queue_time", "wall_time"), ("queue time [s]", "wall time [s]"), strict=True
+    ):
+        values = as_float(tables.jobs[column])
+        values = values[np.isfinite(values) & (values > 0)]
+        ax.set_xlabel(label)
+        if values.size == 0:
+            _no_data(ax)
+            continue
+        low, high = float(values.min()), float(values.max())
+        if high <= low:
+            low, high = low / 2, high * 2
+        edges = np.logspace(np.log10(low), np.log10(high), HIST_BINS + 1)
+        counts, _ = np.histogram(values, bins=edges)
+        ax.stairs(counts, edges, fill=True, alpha=0.7)
+        ax.set_xscale("log")
+        ax.set_ylabel("jobs")
+    return fig
+
+
+def _bar_figure(title: str, labels: list[str], counts: list[int], xlabel: str) -> Figure:
+    fig, ax = _new_axes(title, left=0.25)
+    if not labels:
+        _no_data(ax)
+        return fig
+    positions = np.arange(len(labels))
+    ax.barh(positions, counts)
+    ax.set_yticks(positions, labels=labels, fontsize=7 if len(labels) > 10 else 9)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    return fig
+
+
+def _states_figure(kpis: dict[str, Any]) -> Figure:
+    states = kpis["jobs_by_status"]
+    return _bar_figure("Jobs by final state", list(states), list(states.values()), "jobs")
+
+
+def _failures_figure(kpis: dict[str, Any]) -> Figure:
+    top = kpis["failures_by_code"][:20]
+    labels = [f"{f['kind']} {f['code']}" for f in top]
+    return _bar_figure("Failures by error code (top 20)", labels, [f["count"] for f in top], "jobs")
+
+
+def _sites_figure(kpis: dict[str, Any]) -> Figure:
+    sites = kpis["jobs_per_site"]
+    return _bar_figure("Top 20 sites by jobs", list(sites), list(sites.values()), "jobs")

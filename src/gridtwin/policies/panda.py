@@ -1,0 +1,171 @@
+"""PanDA's job brokerage as JEDI implements it (reference/panda_rucio.md section 2).
+
+Production (``AtlasProdJobBroker``): the weight of a queue is
+
+    w = (R+1) / (Act+Start+Def+10)                       if the input is fully local, else
+    w = (R+1) / (Act+Ass+Start+Def+10) / manyAssigned,   manyAssigned = clamp((Ass+1)/(Act+1), 1, 2)
+    w *= (total+localBytes)/total / (nFilesToMove/100 + 1)          (data term)
+    w *= t1Weight at the nucleus (4 if ioIntensity > 500 else 1)     (nucleus term)
+    w *= 0.5*queueW + 0.5*throughputW                                 (network term)
+
+with queueW = 2 - nFilesQueued/150 on the satellite->nucleus link, throughputW from the link's FTS
+MB/s (``convertMBpsToWeight``) or 1 + (11 - closeness)/11 without metrics, and 2.5 at the nucleus
+itself. Queues with queued > max(20, 2 x running) are skipped, the top 10 kept, and each job picks a
+queue by weighted random choice; the pick's weight then decays by (q+1)/(q+2) (``InputChunk``).
+
+Analysis (``AtlasAnalJobBroker``): a strict data-locality filter (relaxed for priority >= 2000 or an
+IO intensity below the cutoff, or when no candidate holds the data), weight
+(R+1)/(Act+Ass+Def+Start+1) x (1 + localGB/10), the same caps, top 10 and weighted random choice.
+R is max(running, min(nWorkers, 20)); gridtwin has no Harvester, so nWorkers is taken as 0.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gridtwin.policies.base import GridView, JobChunk, SiteView
+
+_MBPS_THRESHOLDS = (1, 2, 10, 20, 50, 75, 100, 200)
+_MBPS_WEIGHTS = (1.0, 1.1, 1.2, 1.3, 1.5, 1.6, 1.8, 1.9, 2.0)
+
+
+def convert_mbps_to_weight(mbps: float) -> float:
+    """JEDI's ``convertMBpsToWeight``: FTS throughput (MB/s) to a weight in 1..2 (strictly above each threshold)."""
+    return _MBPS_WEIGHTS[bisect.bisect_left(_MBPS_THRESHOLDS, mbps)]
+
+
+@dataclass(frozen=True)
+class PandaParams:
+    """Constants of JEDI's brokerage, with the values of the reference."""
+
+    top_n: int = 10
+    nqueued_sat_cap: int = 150
+    queue_cap_min: int = 20
+    queue_cap_factor: float = 2.0
+    io_intensity_t1: float = 500.0
+    t1_weight_io: float = 4.0
+    nucleus_network_weight: float = 2.5
+    network_active: bool = True
+    analysis_priority_relax: int = 2000
+    io_intensity_cutoff: float = 200.0
+
+
+def many_assigned(site: SiteView) -> float:
+    """clamp((nAssigned+1)/(nActivated+1), 1, 2)."""
+    return min(2.0, max(1.0, (site.assigned + 1) / (site.activated + 1)))
+
+
+def production_weight(site: SiteView, chunk: JobChunk, grid: GridView, params: PandaParams = PandaParams()) -> float:
+    """The weight of one candidate queue for a production chunk (the formula of the module docstring)."""
+    r = site.running
+    total = chunk.input_bytes
+    local = grid.local_bytes(chunk, site) if total > 0 else 0.0
+    fully_local = total <= 0 or local >= total
+    if fully_local:
+        w = (r + 1) / (site.activated + site.starting + site.defined + 10)
+    else:
+        w = (r + 1) / (site.activated + site.assigned + site.starting + site.defined + 10) / many_assigned(site)
+    if total > 0:
+        files_to_move = 0 if fully_local else chunk.input_files
+        w *= (total + local) / total / (files_to_move / 100.0 + 1.0)
+    nucleus = chunk.nucleus
+    if nucleus is not None:
+        if site.atlas_site == nucleus.atlas_site:
+            if chunk.io_intensity > params.io_intensity_t1:
+                w *= params.t1_weight_io
+            if params.network_active:
+                w *= params.nucleus_network_weight
+        elif params.network_active:
+            queue_w = 2.0 - grid.link_queued_files(site, nucleus) / params.nqueued_sat_cap
+            mbps = grid.link_mbps(site, nucleus)
+            if mbps is not None:
+                thr_w = convert_mbps_to_weight(mbps)
+            else:
+                thr_w = 1.0 + (11 - grid.closeness(site, nucleus)) / 11.0
+            w *= 0.5 * queue_w + 0.5 * thr_w
+    return w
+
+
+def analysis_weight(site: SiteView, chunk: JobChunk, grid: GridView) -> float:
+    """The weight of one candidate queue for an analysis chunk."""
+    w = (site.running + 1) / (site.activated + site.assigned + site.defined + site.starting + 1)
+    if chunk.input_bytes > 0:
+        w *= 1.0 + grid.local_bytes(chunk, site) / 1e9 / 10.0
+    return w
+
+
+class PandaPolicy:
+    """JEDI's production and analysis job brokerage."""
+
+    name = "panda"
+
+    def __init__(self, params: PandaParams | None = None) -> None:
+        self.params = params or PandaParams()
+
+    def queue_cap(self, site: SiteView) -> float:
+        """Maximum queued jobs before a queue is skipped: max(20, 2 x running)."""
+        return max(self.params.queue_cap_min, self.params.queue_cap_factor * site.running)
+
+    def weights(self, chunk: JobChunk, candidates: Sequence[SiteView], grid: GridView) -> list[tuple[SiteView, float]]:
+        """Candidates that pass the caps, with their weights, best first, at most top_n."""
+        p = self.params
+        out: list[tuple[SiteView, float]] = []
+        if chunk.prodsourcelabel == "user":
+            cands = candidates
+            if (chunk.input_bytes > 0 and chunk.priority < p.analysis_priority_relax
+                    and chunk.io_intensity >= p.io_intensity_cutoff):
+                with_data = [s for s in candidates if grid.local_bytes(chunk, s) >= chunk.input_bytes]
+                if with_data:
+                    cands = with_data
+            for s in cands:
+                if s.activated + s.starting + s.assigned > self.queue_cap(s):
+                    continue
+                out.append((s, analysis_weight(s, chunk, grid)))
+        else:
+            for s in candidates:
+                if s.activated + s.starting > self.queue_cap(s):
+                    continue
+                if (chunk.nucleus is not None and s.atlas_site != chunk.nucleus.atlas_site
+                        and grid.link_queued_files(s, chunk.nucleus) > p.nqueued_sat_cap):
+                    continue
+                out.append((s, production_weight(s, chunk, grid, p)))
+        out.sort(key=lambda x: (-x[1], x[0].name))
+        return out[: p.top_n]
+
+    def assign(self, chunk: JobChunk, candidates: Sequence[SiteView], grid: GridView,
+               rng: np.random.Generator) -> list[SiteView | None]:
+        ranked = self.weights(chunk, candidates, grid)
+        if not ranked:
+            return [None] * chunk.n_jobs
+        sites = [s for s, _ in ranked]
+        w = [x for _, x in ranked]
+        # queued count per candidate, as InputChunk tracks nQueuedJobs while it hands out sub-chunks
+        queued = [s.activated + s.starting + (s.assigned if chunk.prodsourcelabel == "user" else 0) for s in sites]
+        caps = [self.queue_cap(s) for s in sites]
+        out: list[SiteView | None] = []
+        draws = rng.random(chunk.n_jobs).tolist()
+        for u in draws:
+            total = 0.0
+            for i in range(len(sites)):
+                if queued[i] <= caps[i]:
+                    total += w[i]
+            if total <= 0.0:
+                out.append(None)
+                continue
+            x = u * total
+            pick = -1
+            for i in range(len(sites)):
+                if queued[i] <= caps[i]:
+                    pick = i
+                    x -= w[i]
+                    if x <= 0.0:
+                        break
+            q = queued[pick]
+            w[pick] *= (q + 1) / (q + 2)
+            queued[pick] = q + 1
+            out.append(sites[pick])
+        return out

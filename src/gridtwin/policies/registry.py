@@ -1,0 +1,93 @@
+"""Find brokerage policies by name: built-ins, the ``gridtwin.policies`` entry-point group, or
+``module:Class`` strings (the module may also be a path to a ``.py`` file)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from gridtwin.errors import PolicyError
+from gridtwin.policies.base import BrokeragePolicy
+from gridtwin.policies.panda import PandaPolicy
+from gridtwin.policies.simple import DataLocalityPolicy, LeastLoadedPolicy, RandomPolicy, RoundRobinPolicy
+
+ENTRY_POINT_GROUP = "gridtwin.policies"
+
+BUILTIN: dict[str, Callable[[], Any]] = {
+    "panda": PandaPolicy,
+    "random": RandomPolicy,
+    "round-robin": RoundRobinPolicy,
+    "least-loaded": LeastLoadedPolicy,
+    "data-locality": DataLocalityPolicy,
+}
+
+
+def available_policies() -> list[str]:
+    """Names of built-in and installed (entry-point) policies."""
+    names = set(BUILTIN)
+    names.update(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    return sorted(names)
+
+
+def _load_module_class(spec: str) -> Any:
+    mod_name, _, attr = spec.rpartition(":")
+    if not mod_name or not attr:
+        raise PolicyError(f"policy {spec!r}: expected 'module:Class' or 'path/to/file.py:Class'")
+    try:
+        if mod_name.endswith(".py"):
+            path = Path(mod_name)
+            if not path.is_file():
+                raise PolicyError(f"policy {spec!r}: file {path} does not exist")
+            mspec = importlib.util.spec_from_file_location(f"gridtwin_user_policy_{path.stem}", path)
+            if mspec is None or mspec.loader is None:
+                raise PolicyError(f"policy {spec!r}: cannot load {path} as a Python module")
+            module = importlib.util.module_from_spec(mspec)
+            mspec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(mod_name)
+    except PolicyError:
+        raise
+    except Exception as exc:  # the user's module failed to import: say which and why
+        raise PolicyError(f"policy {spec!r}: importing {mod_name!r} failed: {type(exc).__name__}: {exc}") from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise PolicyError(f"policy {spec!r}: {mod_name!r} has no attribute {attr!r}") from None
+
+
+def make_policy(spec: str | BrokeragePolicy) -> BrokeragePolicy:
+    """Instantiate a brokerage policy from a name, an entry point, a ``module:Class`` or an object."""
+    if not isinstance(spec, str):
+        obj: Any = spec
+    elif spec in BUILTIN:
+        obj = BUILTIN[spec]
+    elif ":" in spec:
+        obj = _load_module_class(spec)
+    else:
+        eps = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == spec]
+        if not eps:
+            raise PolicyError(
+                f"unknown brokerage policy {spec!r}; known: {', '.join(available_policies())} "
+                "(or give 'module:Class')"
+            )
+        try:
+            obj = eps[0].load()
+        except Exception as exc:
+            raise PolicyError(f"policy {spec!r}: loading entry point failed: {type(exc).__name__}: {exc}") from exc
+    if isinstance(obj, type):
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise PolicyError(f"policy {spec!r}: constructing it failed: {type(exc).__name__}: {exc}") from exc
+    if not callable(getattr(obj, "assign", None)):
+        raise PolicyError(f"policy {spec!r}: has no assign(chunk, candidates, grid, rng) method")
+    if not getattr(obj, "name", None):
+        try:
+            obj.name = str(spec)
+        except AttributeError:
+            pass
+    return obj
