@@ -308,7 +308,7 @@ def format_seconds(s: float | None) -> str:
     """Seconds, with a larger unit when it reads better: ``5400 s (1.50 h)``."""
     if s is None:
         return "-"
-    text = f"{s:.6g} s"
+    text = f"{s:.0f} s" if abs(s) >= 100 else f"{s:.3g} s"
     for unit, scale in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
         if abs(s) >= scale:
             return f"{text} ({s / scale:.2f} {unit})"
@@ -322,7 +322,10 @@ def format_fraction(x: float | None) -> str:
 
 def kpi_sections(kpis: dict[str, Any], top_failures: int = 10) -> list[tuple[str, list[tuple[str, str]]]]:
     """KPIs as titled sections of (label, formatted value) rows, shared by terminal and HTML."""
-    states = [(s, str(n)) for s, n in kpis["jobs_by_status"].items()] + [("total", str(kpis["n_jobs"]))]
+    states = [(s, str(n)) for s, n in kpis["jobs_by_status"].items()] + [
+        ("total", str(kpis["n_jobs"])),
+        ("makespan", format_seconds(kpis["makespan_s"])),
+    ]
     tiers = [("all tiers", format_fraction(kpis["core_utilisation"]))]
     tiers += [(t, format_fraction(u)) for t, u in kpis["core_utilisation_by_tier"].items()]
     failures = [
@@ -332,13 +335,7 @@ def kpi_sections(kpis: dict[str, Any], top_failures: int = 10) -> list[tuple[str
         ("Jobs by final state", states),
         ("Queue time", [(k, format_seconds(v)) for k, v in kpis["queue_time_s"].items()]),
         ("Walltime", [(k, format_seconds(v)) for k, v in kpis["wall_time_s"].items()]),
-        (
-            "CPU efficiency",
-            [
-                ("core-weighted", format_fraction(kpis["cpu_efficiency"])),
-                ("makespan", format_seconds(kpis["makespan_s"])),
-            ],
-        ),
+        ("CPU efficiency", [("core-weighted", format_fraction(kpis["cpu_efficiency"]))]),
         ("Core utilisation by tier", tiers),
         (
             "Input bytes local vs remote",

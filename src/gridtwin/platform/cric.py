@@ -41,7 +41,8 @@ and maxtime, as CRIC uses 0 for "not set"):
   ``TAPE``. Capacity TB x 1e12 bytes; 0, "0.00" or empty means unknown -> 0. Site: the longest
   network site prefixing the name; else the site most queues listing it map to. Snapshot RSE lists
   (alphabetical in the file) are reordered DATADISK, SCRATCHDISK, other disks, tapes.
-- tier: 0 for the site CERN-PROD; 1 when the queue lists a TAPE RSE of its own site; else 2.
+- tier: 0 for the site CERN-PROD; 1 when the queue lists a TAPE RSE of its own site (or of a site
+  whose name prefixes it: RAL-LCG2 tape for RAL-LCG2-ECHO); else 2.
   Nucleus: tier 0 and 1. Cloud and country from the site-name prefix table ``CLOUD_PREFIXES``
   (ATLAS clouds), else cloud WORLD and no country.
 """
@@ -180,9 +181,9 @@ class SiteIndex:
         low, best = name.lower(), None
         for n in self.names:
             nl = n.lower()
-            if n != exclude and low.startswith(nl) and (len(low) == len(nl) or low[len(nl)] in _SEP):
-                if best is None or len(n) > len(best):
-                    best = n
+            at_sep = low.startswith(nl) and (len(low) == len(nl) or low[len(nl)] in _SEP)
+            if n != exclude and at_sep and (best is None or len(n) > len(best)):
+                best = n
         return best
 
     def same_first_token(self, name: str) -> list[str]:
@@ -269,7 +270,9 @@ def _parse_queue(name: str, entry: Any, source: str, notes: NoteTally) -> _Draft
     if capability is not None:
         capability = capability.lower()
         if capability not in CAPABILITIES:
-            raise InputError(f"{where}: field 'capability': expected one of {CAPABILITIES}, got {capability!r}")
+            raise InputError(
+                f"{where}: field 'capability': expected one of {CAPABILITIES}, got {capability!r}"
+            )
     corecount = number(entry.get("corecount"), where, "corecount", integer=True)
     if capability is None:
         capability = "score" if "SCORE" in tokens else "mcore" if "MCORE" in tokens else "ucore"
@@ -324,7 +327,8 @@ def _parse_queue(name: str, entry: Any, source: str, notes: NoteTally) -> _Draft
         elif state.upper() in _STATE_TO_STATUS:
             status = _STATE_TO_STATUS[state.upper()]
         else:
-            raise InputError(f"{where}: field 'state': expected one of {sorted(_STATE_TO_STATUS)}, got {state!r}")
+            expected = sorted(_STATE_TO_STATUS)
+            raise InputError(f"{where}: field 'state': expected one of {expected}, got {state!r}")
     status = status.lower()
     if status not in SITE_STATUSES:
         raise InputError(f"{where}: field 'status': expected one of {SITE_STATUSES}, got {status!r}")
@@ -375,6 +379,11 @@ def _rse_order(name: str) -> int:
     if "TAPE" in up:
         return 3
     return 0 if up.endswith("DATADISK") else 1 if up.endswith("SCRATCHDISK") else 2
+
+
+def _same_site(rse_site: str, site: str) -> bool:
+    """Whether an RSE's site is ``site`` or a site-name prefix of it (RAL-LCG2 for RAL-LCG2-ECHO)."""
+    return site == rse_site or (site.startswith(rse_site) and site[len(rse_site)] in _SEP)
 
 
 def cloud_of(site: str) -> tuple[str, str] | None:
@@ -442,20 +451,22 @@ def platform_from_cric(
             rse_notes.add("capacity differs between queues: the largest is kept", r)
         token = r[len(rse_site[r]) + 1 :] if r in rse_site else r.partition("_")[2]
         rtype = "TAPE" if "TAPE" in r.upper() else "DISK"
-        rses[r] = RSE(r, site, rtype, int(round(max(tbs, default=0.0) * TB)), attributes={"type": token or r})
+        rses[r] = RSE(r, site, rtype, round(max(tbs, default=0.0) * TB), attributes={"type": token or r})
 
     sites: dict[str, Site] = {}
     for d in drafts:
         site = d.site or d.name
         if d.tier is None:
-            own_tape = any(rses[r].rse_type == "TAPE" and rses[r].atlas_site == site for r in d.rses)
+            tapes = [rses[r] for r in d.rses if rses[r].rse_type == "TAPE"]
+            own_tape = any(_same_site(t.atlas_site, site) for t in tapes)
             d.tier = 0 if site in TIER0_SITES else 1 if own_tape else 2
             notes.add(f"tier {d.tier} derived (CERN-PROD 0, own TAPE RSE 1, else 2)", d.name)
         if d.cloud is None or d.country is None:
             found = cloud_of(site)
             if d.cloud is None:
                 d.cloud = found[0] if found else "WORLD"
-                notes.add(f"cloud {'from the site-name table' if found else 'WORLD (no table entry)'}", d.name)
+                how = "from the site-name table" if found else "WORLD (no table entry)"
+                notes.add(f"cloud {how}", d.name)
             if d.country is None:
                 d.country = found[1] if found else ""
         nucleus = d.tier <= 1 if d.is_nucleus is None else d.is_nucleus
@@ -468,14 +479,14 @@ def platform_from_cric(
             raise InputError(f"{source}: queue {d.name!r}: {exc}") from exc
 
     platform = Platform(name=name, sites=sites, rses=rses)
-    platform.notes.extend(notes.lines(nq, "queues"))
-    platform.notes.extend(site_notes.lines(nq, "queues"))
-    platform.notes.extend(rse_notes.lines(len(rses), "RSEs"))
+    tag = Path(source).name
+    platform.notes.extend(f"{tag}: {line}" for line in notes.lines(nq, "queues"))
+    platform.notes.extend(f"{tag}: {line}" for line in site_notes.lines(nq, "queues"))
+    platform.notes.extend(f"{tag}: {line}" for line in rse_notes.lines(len(rses), "RSEs"))
     if network_sites is not None and rule_count:
         mapped = sum(c for r, c in rule_count.items() if not r.startswith("UNMAPPED"))
-        platform.notes.append(
-            f"{source}: {mapped} of {sum(rule_count.values())} queues without atlas_site mapped to a network site"
-        )
+        total = sum(rule_count.values())
+        platform.notes.append(f"{tag}: {mapped} of {total} queues lacking atlas_site got a network site")
     return platform
 
 

@@ -79,6 +79,8 @@ class JobChunk:
     nucleus: SiteView | None
     """The task's nucleus (production), or None (analysis)."""
     retry: bool = False
+    dataset_index: int = -1
+    """Catalog index of the input dataset (-1: none); lets the grid view answer locality questions."""
 
 
 @runtime_checkable

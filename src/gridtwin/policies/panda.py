@@ -59,16 +59,22 @@ def many_assigned(site: SiteView) -> float:
     return min(2.0, max(1.0, (site.assigned + 1) / (site.activated + 1)))
 
 
-def production_weight(site: SiteView, chunk: JobChunk, grid: GridView, params: PandaParams = PandaParams()) -> float:
-    """The weight of one candidate queue for a production chunk (the formula of the module docstring)."""
+def production_weight(site: SiteView, chunk: JobChunk, grid: GridView, params: PandaParams = PandaParams(),
+                      local: float | None = None) -> float:
+    """The weight of one candidate queue for a production chunk (the formula of the module docstring).
+
+    ``local`` is the chunk's input bytes already at the queue, when the caller has it at hand."""
     r = site.running
+    act, sta, dfn = site.activated, site.starting, site.defined
     total = chunk.input_bytes
-    local = grid.local_bytes(chunk, site) if total > 0 else 0.0
+    if total > 0 and local is None:
+        local = grid.local_bytes(chunk, site)
     fully_local = total <= 0 or local >= total
     if fully_local:
-        w = (r + 1) / (site.activated + site.starting + site.defined + 10)
+        w = (r + 1) / (act + sta + dfn + 10)
     else:
-        w = (r + 1) / (site.activated + site.assigned + site.starting + site.defined + 10) / many_assigned(site)
+        ass = site.assigned
+        w = (r + 1) / (act + ass + sta + dfn + 10) / min(2.0, max(1.0, (ass + 1) / (act + 1)))
     if total > 0:
         files_to_move = 0 if fully_local else chunk.input_files
         w *= (total + local) / total / (files_to_move / 100.0 + 1.0)
@@ -108,7 +114,8 @@ class PandaPolicy:
 
     def queue_cap(self, site: SiteView) -> float:
         """Maximum queued jobs before a queue is skipped: max(20, 2 x running)."""
-        return max(self.params.queue_cap_min, self.params.queue_cap_factor * site.running)
+        cap = self.params.queue_cap_factor * site.running
+        return cap if cap > self.params.queue_cap_min else self.params.queue_cap_min
 
     def weights(self, chunk: JobChunk, candidates: Sequence[SiteView], grid: GridView) -> list[tuple[SiteView, float]]:
         """Candidates that pass the caps, with their weights, best first, at most top_n."""
@@ -126,13 +133,17 @@ class PandaPolicy:
                     continue
                 out.append((s, analysis_weight(s, chunk, grid)))
         else:
+            nucleus = chunk.nucleus
+            nuc_site = nucleus.atlas_site if nucleus is not None else None
+            has_input = chunk.input_bytes > 0
             for s in candidates:
                 if s.activated + s.starting > self.queue_cap(s):
                     continue
-                if (chunk.nucleus is not None and s.atlas_site != chunk.nucleus.atlas_site
-                        and grid.link_queued_files(s, chunk.nucleus) > p.nqueued_sat_cap):
+                if (nuc_site is not None and s.atlas_site != nuc_site
+                        and grid.link_queued_files(s, nucleus) > p.nqueued_sat_cap):
                     continue
-                out.append((s, production_weight(s, chunk, grid, p)))
+                local = grid.local_bytes(chunk, s) if has_input else 0.0
+                out.append((s, production_weight(s, chunk, grid, p, local)))
         out.sort(key=lambda x: (-x[1], x[0].name))
         return out[: p.top_n]
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 from collections.abc import Callable
@@ -86,8 +87,6 @@ def make_policy(spec: str | BrokeragePolicy) -> BrokeragePolicy:
     if not callable(getattr(obj, "assign", None)):
         raise PolicyError(f"policy {spec!r}: has no assign(chunk, candidates, grid, rng) method")
     if not getattr(obj, "name", None):
-        try:
+        with contextlib.suppress(AttributeError):
             obj.name = str(spec)
-        except AttributeError:
-            pass
     return obj

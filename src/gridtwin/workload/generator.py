@@ -70,12 +70,12 @@ _DERIV = ("DAOD_PHYS", "DAOD_PHYSLITE", "DAOD_JETM1", "DAOD_HIGG1D1", "DAOD_SUSY
 
 def generate_workload(params: WorkloadParams, rng: np.random.Generator) -> Workload:
     """Draw a workload: tasks of every family, their job specs, and the datasets they read."""
-    target = int(round(JOBS_PER_DAY_AT_SCALE_1 * params.scale * params.duration_s / 86400.0))
+    target = round(JOBS_PER_DAY_AT_SCALE_1 * params.scale * params.duration_s / 86400.0)
     cols: dict[str, list[np.ndarray]] = {k: [] for k in (
         "category", "arrival", "priority", "corecount", "ramcount", "wt_est", "ioint", "njobs", "task_work",
         "task_eff")}
     for ci, cat in enumerate(CATEGORIES):
-        sizes = _task_sizes(rng, cat, int(round(target * cat.job_share)), params.max_jobs_per_task)
+        sizes = _task_sizes(rng, cat, round(target * cat.job_share), params.max_jobs_per_task)
         t = len(sizes)
         cols["category"].append(np.full(t, ci, dtype=np.int8))
         cols["arrival"].append(_arrivals(rng, t, params.duration_s, cat.daily_amplitude, params.peak_hour_utc))

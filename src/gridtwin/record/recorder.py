@@ -1,0 +1,333 @@
+"""Turn the live model's columns into the record tables (DESIGN.md section 4) and write Parquet.
+
+Nothing here runs in the hot loop except :class:`SiteMetricsRecorder`, which appends plain ints to
+lists at each sample tick. Everything else is vectorised with numpy and pyarrow at the end.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from gridtwin.record import schema as SC
+from gridtwin.wms.states import STATUS_NAMES, JobStatus
+from gridtwin.workload.categories import CATEGORIES
+
+if TYPE_CHECKING:
+    from gridtwin.platform.model import Platform
+    from gridtwin.wms.panda import PandaServer
+    from gridtwin.wms.sitestate import SiteState
+
+
+class SiteMetricsRecorder:
+    """Samples every queue's counters at each tick into column lists."""
+
+    def __init__(self) -> None:
+        self.time: list[float] = []
+        self.site: list[int] = []
+        self.cols: dict[str, list[int]] = {k: [] for k in (
+            "running", "activated", "assigned", "used_cores", "total_cores", "used_gpus", "storage_used",
+            "storage_total")}
+
+    def __call__(self, now: float, states: list[SiteState], storage_used) -> None:
+        c = self.cols
+        for st in states:
+            self.time.append(now)
+            self.site.append(st.index)
+            c["running"].append(st.running)
+            c["activated"].append(st.activated)
+            c["assigned"].append(st.assigned)
+            c["used_cores"].append(st.total_cores - st.free_cores)
+            c["total_cores"].append(st.total_cores)
+            c["used_gpus"].append(0)
+            c["storage_used"].append(storage_used(st))
+            c["storage_total"].append(st.storage_total)
+
+
+def _ts(seconds: np.ndarray, epoch_ms: int) -> pa.Array:
+    """Seconds from the epoch (NaN = unset) to UTC timestamp[ms]."""
+    s = np.asarray(seconds, dtype=np.float64)
+    mask = np.isnan(s)
+    ms = np.where(mask, 0, np.rint(np.where(mask, 0.0, s) * 1000.0)).astype(np.int64) + epoch_ms
+    return pa.array(ms, type=SC.TS, mask=mask)
+
+
+def _take(names: list[str | None], idx: np.ndarray, null_below_zero: bool = True) -> pa.Array:
+    """names[idx] as a string array; negative indices give nulls."""
+    arr = pa.array(names, type=pa.string())
+    idx = np.asarray(idx, dtype=np.int64)
+    if null_below_zero:
+        return arr.take(pa.array(idx, mask=idx < 0))
+    return arr.take(pa.array(idx))
+
+
+def _int_str(values: np.ndarray) -> pa.Array:
+    return pc.cast(pa.array(np.asarray(values, dtype=np.int64)), pa.string())
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, compression="zstd")
+
+
+class RunRecorder:
+    """Builds and writes the tables of one finished run."""
+
+    def __init__(self, server: PandaServer, platform: Platform, epoch_ms: int) -> None:
+        self.srv = server
+        self.platform = platform
+        self.epoch_ms = epoch_ms
+        jobs = server.jobs
+        self.n = len(jobs)
+        self.spec = np.asarray(jobs.spec, dtype=np.int64)
+        self.task = server.wl.task[self.spec].astype(np.int64) if self.n else np.zeros(0, np.int64)
+        self.site = np.asarray(jobs.site, dtype=np.int64)
+        self.status = np.asarray(jobs.status, dtype=np.int64)
+        self.attempt = np.asarray(jobs.attempt, dtype=np.int64)
+        self.pandaid = jobs.first_pandaid + np.arange(self.n, dtype=np.int64)
+        states = server.states
+        self.site_names = [s.name for s in states]
+        self.nucleus_task = np.asarray(server.jedi.nucleus, dtype=np.int64)
+        self.dest_rse_site = []
+        for st in states:
+            cands = server._rse_by_atlas.get(st.atlas_site, [])
+            self.dest_rse_site.append(next((r for r in cands if "DATADISK" in r), cands[0] if cands else None))
+        self.scratch_site = [st.scratch_rse or None for st in states]
+
+    # -------------------------------------------------------------- jobs
+    def _destinations(self) -> tuple[pa.Array, pa.Array]:
+        """destinationdblock (``<task output>_sub<id>``) and destinationse per job."""
+        wl = self.srv.wl
+        nuc = self.nucleus_task[self.task] if self.n else np.zeros(0, np.int64)
+        is_user = np.array([c.prodsourcelabel == "user" for c in CATEGORIES])[wl.category[self.task]]
+        dest_site = np.where(is_user | (nuc < 0), self.site, nuc)
+        se = np.where(is_user, _take(self.scratch_site, dest_site).to_numpy(zero_copy_only=False),
+                      _take(self.dest_rse_site, dest_site).to_numpy(zero_copy_only=False))
+        sub_id = (self.task * 1000 + np.maximum(self.site, 0)) % 10**10
+        outds = _take(wl.taskname, self.task)
+        dblock = pc.binary_join_element_wise(outds, pc.utf8_lpad(_int_str(sub_id), 10, "0"), "_sub")
+        return dblock, pa.array(se, type=pa.string())
+
+    def jobs_table(self) -> pa.Table:
+        srv, wl, jobs, n = self.srv, self.srv.wl, self.srv.jobs, self.n
+        task, spec = self.task, self.spec
+        cat = wl.category[task]
+        cores = wl.corecount[task].astype(np.int32)
+        t_create = np.asarray(jobs.t_create)
+        t_start = np.asarray(jobs.t_start)
+        t_end = np.asarray(jobs.t_end)
+        start_ms = _ts(t_start, self.epoch_ms)
+        end_ms = _ts(t_end, self.epoch_ms)
+        create_ms = _ts(t_create, self.epoch_ms)
+        started = ~np.isnan(t_start)
+        finished = self.status == JobStatus.finished
+        parent = np.asarray(jobs.parent, dtype=np.int64)
+        parentid = pa.array(jobs.first_pandaid + parent, mask=parent < 0)
+        corepower = np.array([s.site.corepower for s in srv.states])[np.maximum(self.site, 0)]
+        cpu = np.rint(np.asarray(jobs.cpu_s)).astype(np.int64)
+        timing = np.array([t if t is not None else (0, 0, 0, 0, 0) for t in jobs.timing]).reshape(n, 5)
+        parts = [_int_str(np.rint(timing[:, i])) for i in range(5)]
+        pilottiming = pc.if_else(pa.array(started), pc.binary_join_element_wise(*parts, "|"), pa.nulls(n, pa.string()))
+        ms = lambda a: pc.cast(a, pa.int64()).to_numpy(zero_copy_only=False)  # noqa: E731
+        start_i = ms(pc.fill_null(start_ms.cast(pa.int64()), 0))
+        end_i = ms(pc.fill_null(end_ms.cast(pa.int64()), 0))
+        create_i = ms(create_ms.cast(pa.int64()))
+        wall = np.where(started, (end_i - start_i) / 1000.0, np.nan)
+        queue = np.where(started, (start_i - create_i) / 1000.0, np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            eff = np.where(started & (wall > 0), cpu / wall, np.nan)
+        ds = wl.dataset[task].astype(np.int64)
+        dis = np.asarray(jobs.dis, dtype=bool)
+        dis_block = pc.if_else(
+            pa.array(dis),
+            pc.binary_join_element_wise(pa.array(np.full(n, "panda.", dtype=object), type=pa.string()),
+                                        _int_str(wl.jeditaskid[task]), "_dis", _int_str(self.pandaid), ""),
+            pa.nulls(n, pa.string()),
+        )
+        dblock, dest_se = self._destinations()
+        ramcount = wl.ramcount_mb[task]
+        rtype = np.where(cores > 1, "MCORE", "SCORE").astype(object)
+        rtype = np.where(ramcount > 2000, rtype + "_HIMEM", rtype)
+        source = np.asarray(jobs.source, dtype=np.int64)
+        direct = np.asarray(jobs.direct, dtype=bool)
+        cols = {
+            "pandaid": pa.array(self.pandaid),
+            "jeditaskid": pa.array(wl.jeditaskid[task].astype(np.int64)),
+            "parentid": parentid,
+            "attemptnr": pa.array(self.attempt.astype(np.int32)),
+            "computingsite": _take(self.site_names, self.site),
+            "nucleus": _take([s.atlas_site for s in srv.states], self.nucleus_task[task]),
+            "cloud": _take([s.site.cloud for s in srv.states], self.site),
+            "jobstatus": _take(list(STATUS_NAMES), self.status),
+            "prodsourcelabel": _take([c.prodsourcelabel for c in CATEGORIES], cat),
+            "processingtype": _take([c.processingtype for c in CATEGORIES], cat),
+            "transformation": _take([c.transformation for c in CATEGORIES], cat),
+            "workinggroup": _take(wl.workinggroup, task),
+            "produsername": _take(wl.username, task),
+            "gshare": _take([c.gshare for c in CATEGORIES], cat),
+            "resource_type": pa.array(rtype, type=pa.string()),
+            "currentpriority": pa.array(wl.priority[task].astype(np.int32)),
+            "corecount": pa.array(cores),
+            "actualcorecount": pa.array(cores, mask=~started),
+            "creationtime": create_ms,
+            "starttime": start_ms,
+            "endtime": end_ms,
+            "modificationtime": _ts(np.asarray(jobs.t_mod), self.epoch_ms),
+            "cpuconsumptiontime": pa.array(cpu),
+            "hs06sec": pa.array(np.rint(np.asarray(jobs.cpu_s) * corepower).astype(np.int64)),
+            "maxrss": pa.array(np.asarray(jobs.maxrss_kb, dtype=np.int64), mask=~started),
+            "nevents": pa.array(np.where(finished, wl.nevents[spec], 0).astype(np.int64)),
+            "ninputdatafiles": pa.array(wl.ninput[spec].astype(np.int32)),
+            "inputfilebytes": pa.array(wl.inputbytes[spec].astype(np.int64)),
+            "noutputdatafiles": pa.array(finished.astype(np.int32)),
+            "outputfilebytes": pa.array(np.where(finished, wl.outputbytes[spec], 0).astype(np.int64)),
+            "proddblock": _take(wl.datasets.name, ds),
+            "dispatchdblock": dis_block,
+            "destinationdblock": dblock,
+            "destinationse": dest_se,
+            "sourcesite": _take(srv.atlas_names, np.where(wl.ninput[spec] > 0, source, -1)),
+            "transfertype": pa.array(np.where(direct, "direct", None), type=pa.string()),
+            "piloterrorcode": pa.array(np.asarray(jobs.pilot_error, dtype=np.int32)),
+            "exeerrorcode": pa.array(np.asarray(jobs.exe_error, dtype=np.int32)),
+            "ddmerrorcode": pa.array(np.asarray(jobs.ddm_error, dtype=np.int32)),
+            "taskbuffererrorcode": pa.array(np.asarray(jobs.tb_error, dtype=np.int32)),
+            "pilottiming": pilottiming,
+            "wall_time": pa.array(wall, mask=~started),
+            "queue_time": pa.array(queue, mask=~started),
+            "cpu_eff": pa.array(eff, mask=np.isnan(eff)),
+        }
+        return pa.table(cols, schema=SC.JOBS)
+
+    # -------------------------------------------------------------- status log
+    def status_log_table(self) -> pa.Table:
+        jobs = self.srv.jobs
+        rows = np.asarray(jobs.log_row, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")  # per job, entries are already chronological
+        rows = rows[order]
+        return pa.table({
+            "pandaid": pa.array(jobs.first_pandaid + rows),
+            "modificationtime": _ts(np.asarray(jobs.log_time)[order], self.epoch_ms),
+            "jobstatus": _take(list(STATUS_NAMES), np.asarray(jobs.log_status, dtype=np.int64)[order]),
+            "computingsite": _take(self.site_names, np.asarray(jobs.log_site, dtype=np.int64)[order]),
+        }, schema=SC.JOB_STATUS_LOG)
+
+    # -------------------------------------------------------------- files
+    def job_files_table(self) -> pa.Table:
+        wl = self.srv.wl
+        jobs = self.srv.jobs
+        parts: list[pa.Table] = []
+        # inputs: every created job reads its spec's files
+        rows_in = np.flatnonzero(wl.ninput[self.spec] > 0)
+        if len(rows_in):
+            n_per = wl.ninput[self.spec[rows_in]].astype(np.int64)
+            rep_row = np.repeat(rows_in, n_per)
+            _, ds, fidx = wl.input_file_indices(self.spec[rows_in])
+            stems = [nm for nm in wl.datasets.name]
+            lfn = pc.binary_join_element_wise(_take(stems, ds), pc.utf8_lpad(_int_str(fidx + 1), 6, "0"), "._")
+            lfn = pc.binary_join_element_wise(lfn, pa.array(np.full(len(lfn), ".pool.root.1", dtype=object)), "")
+            dis = np.asarray(jobs.dis, dtype=bool)[rep_row]
+            disb = pc.binary_join_element_wise(pa.array(np.full(len(rep_row), "panda.", dtype=object)),
+                                               _int_str(wl.jeditaskid[self.task[rep_row]]), "_dis",
+                                               _int_str(self.pandaid[rep_row]), "")
+            parts.append(pa.table({
+                "pandaid": pa.array(self.pandaid[rep_row]),
+                "jeditaskid": pa.array(wl.jeditaskid[self.task[rep_row]].astype(np.int64)),
+                "scope": _take(wl.datasets.scope, ds),
+                "lfn": lfn,
+                "type": pa.array(np.full(len(rep_row), "input", dtype=object), type=pa.string()),
+                "fsize": pa.array(wl.datasets.file_sizes(ds, fidx)),
+                "dataset": _take(wl.datasets.name, ds),
+                "dispatchdblock": pc.if_else(pa.array(dis), disb, pa.nulls(len(rep_row), pa.string())),
+                "destinationse": pa.nulls(len(rep_row), pa.string()),
+            }, schema=SC.JOB_FILES))
+        # outputs of finished jobs and logs of every job that started
+        dblock, dest_se = self._destinations()
+        started = ~np.isnan(np.asarray(jobs.t_start))
+        finished = self.status == JobStatus.finished
+        k = self.spec - wl.first_job[self.task] + 1
+        is_user = np.array([c.prodsourcelabel == "user" for c in CATEGORIES])[wl.category[self.task]]
+        scope = np.where(is_user, None, "mc23_13p6TeV").astype(object)
+        user_scope = pc.binary_join_element_wise(pa.array(np.full(self.n, "user.", dtype=object)),
+                                                 _take(wl.username, self.task), "")
+        scope_arr = pc.if_else(pa.array(is_user), user_scope, pa.array(scope, type=pa.string()))
+        tid = pc.utf8_lpad(_int_str(wl.jeditaskid[self.task]), 8, "0")
+        kk = pc.utf8_lpad(_int_str(k), 6, "0")
+        att = _int_str(self.attempt)
+        for kind, mask in (("output", finished), ("log", started)):
+            idx = pa.array(np.flatnonzero(mask))
+            if kind == "output":
+                otype = _take([c.output_type for c in CATEGORIES], wl.category[self.task])
+                lfn = pc.binary_join_element_wise(otype, tid, pc.binary_join_element_wise(
+                    pa.array(np.full(self.n, "", dtype=object)), kk, "_"), ".")
+                lfn = pc.binary_join_element_wise(lfn, att, ".pool.root.")
+                size = np.where(finished, wl.outputbytes[self.spec], 0)
+            else:
+                lfn = pc.binary_join_element_wise(pa.array(np.full(self.n, "log", dtype=object)), tid,
+                                                  pc.binary_join_element_wise(
+                                                      pa.array(np.full(self.n, "", dtype=object)), kk, "_"), ".")
+                lfn = pc.binary_join_element_wise(lfn, att, ".job.log.tgz.")
+                size = np.full(self.n, 0, dtype=np.int64)
+                size[started] = 2_000_000 + (self.pandaid[started] % 1_000_000)
+            parts.append(pa.table({
+                "pandaid": pa.array(self.pandaid).take(idx),
+                "jeditaskid": pa.array(wl.jeditaskid[self.task].astype(np.int64)).take(idx),
+                "scope": scope_arr.take(idx),
+                "lfn": lfn.take(idx),
+                "type": pa.array(np.full(len(idx), kind, dtype=object), type=pa.string()),
+                "fsize": pa.array(size.astype(np.int64)).take(idx),
+                "dataset": dblock.take(idx),
+                "dispatchdblock": pa.nulls(len(idx), pa.string()),
+                "destinationse": dest_se.take(idx),
+            }, schema=SC.JOB_FILES))
+        if not parts:
+            return SC.JOB_FILES.empty_table()
+        table = pa.concat_tables(parts)
+        order = np.argsort(table.column("pandaid").to_numpy(), kind="stable")
+        return table.take(pa.array(order))
+
+    # -------------------------------------------------------------- sites and metrics
+    def sites_table(self) -> pa.Table:
+        st = self.srv.states
+        return pa.table({
+            "site": [s.name for s in st],
+            "atlas_site": [s.atlas_site for s in st],
+            "cloud": [s.site.cloud for s in st],
+            "country": [s.site.country for s in st],
+            "tier": pa.array([s.site.tier for s in st], pa.int32()),
+            "corecount": pa.array([s.site.corecount for s in st], pa.int32()),
+            "corepower": pa.array([float(s.site.corepower) for s in st], pa.float64()),
+            "total_cores": pa.array([s.total_cores for s in st], pa.int32()),
+            "is_nucleus": pa.array([s.site.is_nucleus for s in st], pa.bool_()),
+            "status": [s.site.status for s in st],
+        }, schema=SC.SITES)
+
+    def site_metrics_table(self, rec: SiteMetricsRecorder) -> pa.Table:
+        cols = {"time": _ts(np.asarray(rec.time, dtype=np.float64), self.epoch_ms),
+                "site": _take(self.site_names, np.asarray(rec.site, dtype=np.int64))}
+        for k, v in rec.cols.items():
+            typ = SC.SITE_METRICS.field(k).type
+            cols[k] = pa.array(np.asarray(v, dtype=np.int64), type=pa.int64()).cast(typ)
+        return pa.table(cols, schema=SC.SITE_METRICS)
+
+    def write(self, out: Path, metrics: SiteMetricsRecorder, progress=None) -> dict[str, int]:
+        """Write every table into ``out``; return row counts."""
+        counts = {}
+        builders = (("jobs", self.jobs_table), ("job_status_log", self.status_log_table),
+                    ("job_files", self.job_files_table), ("sites", self.sites_table),
+                    ("site_metrics", lambda: self.site_metrics_table(metrics)))
+        for name, build in builders:
+            table = build()
+            _write(table, out / f"{name}.parquet")
+            counts[name] = table.num_rows
+            if progress is not None:
+                progress(name)
+        return counts
+
+
+def finite_or_none(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)

@@ -1,0 +1,252 @@
+"""Compose a run from a validated scenario: platform, workload, catalog, policy, engine; run it;
+write the record folder. Everything the CLI does is reachable from here (``run_scenario``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gridtwin import __version__
+from gridtwin.config import Scenario
+from gridtwin.ddm.catalog import ReplicaCatalog, place_initial_replicas
+from gridtwin.errors import ConfigError
+from gridtwin.kernel import Engine, RandomStreams
+from gridtwin.network.plain import PlainBandwidth
+from gridtwin.platform.cric import load_cric_queues
+from gridtwin.platform.model import RSE, Link, LinkDefaults, Platform, Site
+from gridtwin.platform.netmatrix import load_atlas_snapshot
+from gridtwin.platform.wlcg import build_wlcg_like
+from gridtwin.policies.base import BrokeragePolicy
+from gridtwin.policies.panda import PandaParams, PandaPolicy
+from gridtwin.policies.registry import make_policy
+from gridtwin.record.recorder import RunRecorder, SiteMetricsRecorder
+from gridtwin.wms.brokerage import TaskBrokerParams
+from gridtwin.wms.failures import FailureRates
+from gridtwin.wms.jedi import JediParams
+from gridtwin.wms.panda import Downtime, PandaServer, WmsParams
+from gridtwin.wms.pilot import PilotParams
+from gridtwin.workload.generator import WorkloadParams, generate_workload
+
+
+def build_platform(sc: Scenario) -> Platform:
+    """The scenario's grid, with its overrides applied and storage pre-filled."""
+    pc = sc.platform
+    if pc.cric is not None:
+        if pc.network is not None:
+            # the matrix's site names steer the queue -> ATLAS-site mapping, so load both together
+            platform = load_atlas_snapshot(pc.cric, pc.network, name=sc.name)
+        else:
+            platform = load_cric_queues(pc.cric)
+    elif pc.sites is not None:
+        platform = _inline_platform(sc)
+    else:
+        platform = build_wlcg_like()
+    for name, ov in sorted(pc.overrides.items()):
+        site = platform.sites.get(name)
+        if site is None:
+            raise ConfigError(f"platform.overrides.{name}: unknown queue (the platform has {len(platform.sites)} "
+                              f"queues, e.g. {', '.join(sorted(platform.sites)[:3])})")
+        for k, v in ov.model_dump(exclude_none=True).items():
+            setattr(site, k, v)
+        try:
+            site.__post_init__()
+        except ConfigError as e:
+            raise ConfigError(f"platform.overrides.{name}: {e}") from None
+    for rse in platform.rses.values():
+        if rse.rse_type == "DISK" and rse.used_bytes == 0 and "SCRATCH" not in rse.name:
+            rse.used_bytes = int(rse.capacity_bytes * sc.storage.initial_fill)
+    platform.validate()
+    return platform
+
+
+def _inline_platform(sc: Scenario) -> Platform:
+    pc = sc.platform
+    rses: dict[str, RSE] = {}
+    for i, r in enumerate(pc.rses):
+        if r.name in rses:
+            raise ConfigError(f"platform.rses[{i}].name: duplicate RSE {r.name!r}")
+        rses[r.name] = RSE(r.name, r.atlas_site, r.rse_type, int(r.capacity_tb * 1e12))
+    sites: dict[str, Site] = {}
+    for i, s in enumerate(pc.sites or []):
+        where = f"platform.sites[{i}] ({s.name})"
+        if s.name in sites:
+            raise ConfigError(f"{where}.name: duplicate queue name")
+        for r in s.rses:
+            if r not in rses:
+                raise ConfigError(f"{where}.rses: RSE {r!r} is not defined under platform.rses")
+        data = s.model_dump()
+        data["atlas_site"] = s.atlas_site or s.name
+        try:
+            sites[s.name] = Site(**data)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+    atlas = {s.atlas_site for s in sites.values()}
+    links: dict[tuple[str, str], Link] = {}
+    for i, lk in enumerate(pc.links):
+        for end in (lk.src, lk.dst):
+            if end not in atlas:
+                raise ConfigError(f"platform.links[{i}]: {end!r} is not the ATLAS site of any queue")
+        links[(lk.src, lk.dst)] = Link(lk.src, lk.dst, lk.bandwidth_gbps * 1e9 / 8, lk.latency_ms / 1000.0,
+                                       lk.closeness, lk.mbps)
+    defaults = LinkDefaults(bandwidth_bps=pc.default_bandwidth_gbps * 1e9 / 8, latency_s=pc.default_latency_ms / 1000)
+    return Platform(sc.name, sites, rses, links, defaults)
+
+
+def build_downtimes(sc: Scenario, platform: Platform) -> list[Downtime]:
+    """Downtime windows, each naming a queue or an ATLAS site of the platform."""
+    atlas = {s.atlas_site for s in platform.sites.values()}
+    out = []
+    for i, d in enumerate(sc.downtimes):
+        if d.site not in platform.sites and d.site not in atlas:
+            near = sorted(n for n in platform.sites if n[:3].lower() == d.site[:3].lower())[:5]
+            hint = f" (similar: {', '.join(near)})" if near else ""
+            raise ConfigError(f"downtimes[{i}].site: unknown site {d.site!r}: neither a queue nor an ATLAS site "
+                              f"of the platform{hint}")
+        out.append(Downtime(d.site, d.start_h * 3600.0, d.end_h * 3600.0))
+    return out
+
+
+def build_policy(sc: Scenario, policy: str | BrokeragePolicy | None = None) -> BrokeragePolicy:
+    b = sc.brokerage
+    spec = policy if policy is not None else b.policy
+    if spec == "panda":
+        return PandaPolicy(PandaParams(top_n=b.top_n, nqueued_sat_cap=b.nqueued_sat_cap,
+                                       queue_cap_min=b.queue_cap_min, queue_cap_factor=b.queue_cap_factor,
+                                       network_active=b.network_active))
+    return make_policy(spec)
+
+
+def wms_params(sc: Scenario) -> WmsParams:
+    f = sc.failures
+    return WmsParams(
+        pilot=PilotParams(**sc.pilot.model_dump()),
+        jedi=JediParams(**sc.jedi.model_dump()),
+        failures=FailureRates(stagein=f.stagein, oom=f.oom, walltime=f.walltime, payload=f.payload,
+                              stageout=f.stageout, exe_codes=tuple(f.exe_codes),
+                              exe_code_weights=tuple(f.exe_code_weights), max_attempts=f.max_attempts),
+        network=PlainBandwidth(stream_rate_bps=sc.network.stream_rate_mbps * 1e6,
+                               lan_rate_bps=sc.network.lan_rate_mbps * 1e6, wan_overhead_s=sc.network.wan_overhead_s),
+        taskbroker=TaskBrokerParams(),
+        metrics_interval_s=sc.metrics_interval_s,
+    )
+
+
+@dataclass
+class RunResult:
+    """What a run produced: where, how much, how fast, and its KPIs."""
+
+    out: Path
+    scenario: Scenario
+    n_jobs: int
+    n_tasks: int
+    events: int
+    wall_time_s: float
+    sim_end_s: float
+    counts: dict[str, int]
+    status: dict[str, int]
+    kpis: dict[str, Any] = field(default_factory=dict)
+    unfinished: int = 0
+    tasks_broken: int = 0
+
+
+class Simulation:
+    """A built, not yet run, simulation: useful from notebooks and tests."""
+
+    def __init__(self, sc: Scenario, policy: str | BrokeragePolicy | None = None) -> None:
+        self.scenario = sc
+        self.platform = build_platform(sc)
+        self.downtimes = build_downtimes(sc, self.platform)
+        self.policy = build_policy(sc, policy)
+        self.streams = RandomStreams(sc.seed)
+        w = sc.workload
+        self.workload = generate_workload(
+            WorkloadParams(scale=w.scale, duration_s=w.duration_h * 3600.0, n_users=w.n_users,
+                           analysis_datasets_per_task=w.analysis_datasets_per_task, peak_hour_utc=w.peak_hour_utc),
+            self.streams.stream("workload"))
+        self.engine = Engine()
+        site_names = sorted(self.platform.sites)
+        self.catalog = ReplicaCatalog(self.platform, site_names)
+        place_initial_replicas(self.catalog, self.workload.datasets, self.streams.stream("replicas"))
+        self.metrics = SiteMetricsRecorder()
+        self.server = PandaServer(self.engine, self.platform, self.workload, self.catalog, self.policy,
+                                  wms_params(sc), self.streams, self.downtimes, self.metrics)
+
+    @property
+    def horizon_s(self) -> float:
+        return self.scenario.workload.duration_h * 3600.0 + self.scenario.drain_h * 3600.0
+
+    def run(self, progress: Callable[[float, float], None] | None = None, step_s: float = 3600.0) -> None:
+        """Run to the end of the work or the horizon, calling ``progress(now, horizon)`` every ``step_s``."""
+        self.server.start()
+        eng = self.engine
+        horizon = self.horizon_s
+        while True:
+            nxt = eng.peek()
+            if nxt == math.inf or nxt > horizon:
+                break
+            eng.run(until=min(horizon, eng.now + step_s))
+            if progress is not None:
+                progress(eng.now, horizon)
+            if not self.server.busy() and eng.peek() == math.inf:
+                break
+
+
+def _epoch_ms(sc: Scenario) -> int:
+    return round(sc.epoch.timestamp() * 1000)
+
+
+def run_scenario(sc: Scenario, out: Path, *, policy: str | BrokeragePolicy | None = None,
+                 progress: Callable[[str, float, float], None] | None = None, report: bool = True) -> RunResult:
+    """Build, run and record a scenario into ``out`` (written atomically: a folder appears only when complete)."""
+    t0 = time.perf_counter()
+    sim = Simulation(sc, policy)  # every input error surfaces here, before anything is written
+    if progress:
+        progress("simulate", 0.0, sim.horizon_s)
+    sim.run(None if progress is None else (lambda now, h: progress("simulate", now, h)))
+    sim_wall = time.perf_counter() - t0
+    out = Path(out)
+    partial = out.with_name(f".{out.name}.partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    try:
+        rec = RunRecorder(sim.server, sim.platform, _epoch_ms(sc))
+        counts = rec.write(partial, sim.metrics, None if progress is None else (lambda name: progress(name, 1, 1)))
+        srv = sim.server
+        status = srv.counts_by_status()
+        from gridtwin.analytics.kpi import compute_kpis
+
+        kpis = compute_kpis(partial)
+        result = RunResult(
+            out=out, scenario=sc, n_jobs=len(srv.jobs), n_tasks=sim.workload.n_tasks,
+            events=sim.engine.events_processed, wall_time_s=0.0, sim_end_s=sim.engine.now, counts=counts,
+            status=status, kpis=kpis, unfinished=srv.n_active, tasks_broken=len(srv.jedi.tasks_without_candidates))
+        result.wall_time_s = time.perf_counter() - t0
+        run_json = {
+            "scenario": sc.name, "seed": sc.seed, "gridtwin_version": __version__,
+            "policy": sim.policy.name, "platform": sim.platform.name,
+            "wall_time_s": round(result.wall_time_s, 3), "simulation_wall_time_s": round(sim_wall, 3),
+            "event_count": result.events, "n_jobs": result.n_jobs, "n_tasks": result.n_tasks,
+            "n_job_specs": sim.workload.n_jobs, "unfinished_jobs": result.unfinished,
+            "tasks_broken": result.tasks_broken, "sim_end_s": result.sim_end_s, "epoch": sc.epoch.isoformat(),
+            "rows": counts, "jobs_by_status": status, "kpis": kpis, "platform_notes": sim.platform.notes,
+            "config": json.loads(sc.model_dump_json()),
+        }
+        (partial / "run.json").write_text(json.dumps(run_json, indent=2, sort_keys=True) + "\n")
+        if report:
+            from gridtwin.analytics.report import write_report
+
+            write_report(partial, kpis)
+        if out.exists():
+            shutil.rmtree(out)
+        partial.rename(out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return result

@@ -1,0 +1,462 @@
+"""The PanDA server: job lifecycle from creation to a final state, dispatch to slots, downtimes.
+
+Per job the heap sees a handful of events: the payload's end, and the output transfer to the
+nucleus; an input transfer for jobs whose input is not local. Intermediate states (sent, starting,
+running) are logged with their exact times when the attempt ends, so nothing is logged ahead of the
+clock, and a killed attempt logs only what happened before the kill.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gridtwin.ddm.catalog import ReplicaCatalog
+from gridtwin.kernel import Engine, RandomStreams, UniformBuffer
+from gridtwin.network.plain import PlainBandwidth
+from gridtwin.platform.model import Platform
+from gridtwin.policies.base import BrokeragePolicy
+from gridtwin.wms import failures as F
+from gridtwin.wms.brokerage import JobBroker, TaskBroker, TaskBrokerParams
+from gridtwin.wms.jedi import Jedi, JediParams
+from gridtwin.wms.jobs import JobTable
+from gridtwin.wms.pilot import Attempt, PilotParams, run_attempt, truncate
+from gridtwin.wms.sitestate import Grid, SiteState
+from gridtwin.wms.states import JobStatus as S
+from gridtwin.workload.categories import CATEGORIES
+from gridtwin.workload.spec import Workload
+
+
+@dataclass(frozen=True)
+class Downtime:
+    """A queue (or every queue of an ATLAS site) is offline during [start_s, end_s)."""
+
+    site: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class WmsParams:
+    """Everything that steers the workload system."""
+
+    pilot: PilotParams = field(default_factory=PilotParams)
+    jedi: JediParams = field(default_factory=JediParams)
+    failures: F.FailureRates = field(default_factory=F.FailureRates)
+    network: PlainBandwidth = field(default_factory=PlainBandwidth)
+    taskbroker: TaskBrokerParams = field(default_factory=TaskBrokerParams)
+    metrics_interval_s: float = 600.0
+
+
+class PandaServer:
+    """Owns the job table and the live queue states; JEDI generates jobs into it."""
+
+    def __init__(self, engine: Engine, platform: Platform, workload: Workload, catalog: ReplicaCatalog,
+                 policy: BrokeragePolicy, params: WmsParams, streams: RandomStreams,
+                 downtimes: list[Downtime] | None = None, metrics_sink=None) -> None:
+        self.engine = engine
+        self.platform = platform
+        self.wl = workload
+        self.catalog = catalog
+        self.params = params
+        self.site_names = sorted(platform.sites)
+        self.atlas_names = sorted({s.atlas_site for s in platform.sites.values()})
+        atlas_idx = {n: i for i, n in enumerate(self.atlas_names)}
+        self.states: list[SiteState] = []
+        for i, name in enumerate(self.site_names):
+            site = platform.sites[name]
+            rses = [platform.rses[r] for r in site.rses if r in platform.rses]
+            disk = [r for r in rses if r.rse_type == "DISK"]
+            scratch = next((r.name for r in disk if "SCRATCH" in r.name), disk[0].name if disk else "")
+            self.states.append(SiteState(i, site, atlas_idx[site.atlas_site],
+                                         sum(r.capacity_bytes for r in disk), scratch))
+        self.grid = Grid(platform, self.states, catalog.local_sites, lambda: engine.now)
+        self.broker = JobBroker(self.states, self.grid, workload, policy, streams.stream("brokerage"))
+        self.taskbroker = TaskBroker([s for s in self.states if s.site.is_nucleus], self._rse_free,
+                                     streams.stream("taskbrokerage"), params.taskbroker)
+        self.jobs = JobTable()
+        self.jedi = Jedi(self, params.jedi)
+        self.failure_model = F.FailureModel(params.failures)
+        self._u_fail = UniformBuffer(streams.stream("failures"))
+        self._u_pilot = UniformBuffer(streams.stream("pilot"))
+        self.downtimes = list(downtimes or [])
+        self.metrics_sink = metrics_sink
+        self._pending_activation: dict[int, int] = {}  # row -> handle of its input-arrival event
+        self._attempts: dict[int, Attempt] = {}
+        self.n_active = 0
+        self.failed_attempts: dict[int, int] = {}
+        # hot-path copies of per-spec and per-task columns as Python lists
+        self._task = workload.task.tolist()
+        self._work = workload.work_hs06s.tolist()
+        self._eff = workload.cpu_eff.tolist()
+        self._rss = workload.maxrss_kb.tolist()
+        self._inb = workload.inputbytes.tolist()
+        self._outb = workload.outputbytes.tolist()
+        self._cores = workload.corecount.tolist()
+        self._prio = workload.priority.tolist()
+        self._ds = workload.dataset.tolist()
+        self._is_user = [CATEGORIES[c].prodsourcelabel == "user" for c in workload.category.tolist()]
+        self._wt_est = workload.walltime_estimate_s.tolist()
+        self._nucleus_rw: dict[int, float] = {}
+        self._rse_by_atlas: dict[str, list[str]] = {}
+        for r in sorted(platform.rses.values(), key=lambda x: x.name):
+            if r.rse_type == "DISK" and "SCRATCH" not in r.name:
+                self._rse_by_atlas.setdefault(r.atlas_site, []).append(r.name)
+        self._source_cache: dict[tuple[int, int], tuple[int, float]] = {}
+
+    # ------------------------------------------------------------------ setup
+    def start(self) -> None:
+        """Schedule task arrivals, the JEDI cycle, metric ticks and downtimes."""
+        eng = self.engine
+        for t, at in enumerate(self.wl.arrival.tolist()):
+            eng.schedule_at(max(at, eng.now), self.jedi.on_task_arrival, t)
+        eng.schedule(self.params.jedi.cycle_s, self._on_jedi_cycle)
+        if self.metrics_sink is not None:
+            eng.schedule(0.0, self._on_metrics)
+        by_name = {s.name: s for s in self.states}
+        for d in self.downtimes:
+            targets = [by_name[d.site]] if d.site in by_name else [s for s in self.states if s.atlas_site == d.site]
+            for st in targets:
+                eng.schedule_at(max(d.start_s, eng.now), self._on_downtime_start, st)
+                eng.schedule_at(max(d.end_s, eng.now), self._on_downtime_end, st)
+
+    def busy(self) -> bool:
+        """Whether anything is left to happen (arrivals, jobs to generate, jobs not final)."""
+        return self.jedi.arrived < self.wl.n_tasks or self.jedi.has_work() or self.n_active > 0
+
+    def _on_jedi_cycle(self, _=None) -> None:
+        self.jedi.cycle()
+        if self.busy():
+            self.engine.schedule(self.params.jedi.cycle_s, self._on_jedi_cycle)
+
+    def _on_metrics(self, _=None) -> None:
+        self.metrics_sink(self.engine.now, self.states, self._storage_used)
+        if self.busy():
+            self.engine.schedule(self.params.metrics_interval_s, self._on_metrics)
+
+    # ------------------------------------------------------------------ storage
+    def _storage_used(self, st: SiteState) -> int:
+        rses = self.platform.rses
+        return sum(rses[r].used_bytes for r in st.site.rses if r in rses and rses[r].rse_type == "DISK")
+
+    def _rse_free(self, st: SiteState) -> tuple[float, float]:
+        used = self._storage_used(st)
+        return float(st.storage_total - used), float(st.storage_total)
+
+    # ------------------------------------------------------------------ task brokerage
+    def choose_nucleus(self, task: int) -> SiteState | None:
+        ds = int(self.wl.dataset[task])
+        local = None
+        if ds >= 0:
+            local = frozenset(self.states[q].atlas_site for q in self.catalog.local_sites(ds))
+        nuc = self.taskbroker.choose(float(self.wl.io_intensity[task]), local)
+        if nuc is not None:
+            rw = float(self.wl.njobs[task]) * self._wt_est[task] * self._cores[task] / 3600.0
+            self.taskbroker.rw[nuc.atlas_site] += rw
+        return nuc
+
+    def _release_rw(self, row: int) -> None:
+        spec = self.jobs.spec[row]
+        task = self._task[spec]
+        nuc = self.jedi.nucleus[task]
+        if nuc >= 0:
+            key = self.states[nuc].atlas_site
+            self.taskbroker.rw[key] = max(0.0, self.taskbroker.rw[key] - self._wt_est[task] * self._cores[task] / 3600.0)
+
+    # ------------------------------------------------------------------ job creation
+    def _best_source(self, ds: int, st: SiteState) -> tuple[int, float]:
+        """(ATLAS-site index, closeness) of the replica of ``ds`` closest to queue ``st``, as Rucio sorts."""
+        key = (ds, st.atlas_index)
+        hit = self._source_cache.get(key)
+        if hit is None:
+            best = None
+            for rse in self.catalog.replicas(ds):
+                src = self.platform.rses[rse].atlas_site
+                link = self.grid.link_between(src, st.atlas_site)
+                k = (link.closeness, -link.bandwidth_bps, src)
+                if best is None or k < best[0]:
+                    best = (k, src)
+            if best is None:
+                hit = (-1, 0.0)
+            else:
+                hit = (self.atlas_names.index(best[1]) if best[1] in self.atlas_names else -1, float(best[0][0]))
+            self._source_cache[key] = hit
+        return hit
+
+    def create_jobs(self, task: int, todo: list[tuple[int, int, int]], sites: list[int]) -> int:
+        """Create the jobs that brokerage placed; return how many."""
+        jobs = self.jobs
+        now = self.engine.now
+        states = self.states
+        ds = self._ds[task]
+        local = self.catalog.local_sites(ds) if ds >= 0 else None
+        touched: dict[int, None] = {}
+        placed = 0
+        for (spec, parent, attempt), s in zip(todo, sites, strict=True):
+            if s < 0:
+                continue
+            placed += 1
+            row = jobs.new(spec, parent, attempt, now)
+            jobs.site[row] = s
+            jobs.log(row, now, S.defined, s)
+            st = states[s]
+            self.n_active += 1
+            if local is None:
+                self._activate_now(row, st, now)
+                touched[s] = None
+            elif s in local:
+                jobs.source[row] = st.atlas_index
+                self._activate_now(row, st, now)
+                touched[s] = None
+            else:
+                # input elsewhere: a _dis dataset is transferred to the site; the job waits in assigned
+                src, _ = self._best_source(ds, st)
+                jobs.source[row] = src
+                jobs.dis[row] = True
+                jobs.status[row] = S.assigned
+                jobs.log(row, now, S.assigned, s)
+                st.assigned += 1
+                if src >= 0:
+                    link = self.grid.link_between(self.atlas_names[src], st.atlas_site)
+                    delay = self.params.network.wan_time(self._inb[spec], link)
+                else:
+                    delay = 0.0
+                self._pending_activation[row] = self.engine.schedule(delay, self._on_input_arrived, row)
+        for s in touched:
+            self._dispatch(states[s])
+        return placed
+
+    def _activate_now(self, row: int, st: SiteState, now: float) -> None:
+        jobs = self.jobs
+        jobs.status[row] = S.activated
+        jobs.t_mod[row] = now
+        jobs.log(row, now, S.activated, st.index)
+        st.activated += 1
+        spec = jobs.spec[row]
+        entry = (-self._prio[self._task[spec]], row)
+        if self._cores[self._task[spec]] > 1:
+            heapq.heappush(st.queue_mcore, entry)
+        else:
+            heapq.heappush(st.queue_score, entry)
+
+    def _on_input_arrived(self, row: int) -> None:
+        del self._pending_activation[row]
+        st = self.states[self.jobs.site[row]]
+        st.assigned -= 1
+        self._activate_now(row, st, self.engine.now)
+        self._dispatch(st)
+
+    # ------------------------------------------------------------------ dispatch
+    def _head(self, heap: list[tuple[int, int]], st: SiteState) -> tuple[int, int] | None:
+        status = self.jobs.status
+        site = self.jobs.site
+        while heap:
+            _prio, row = heap[0]
+            if status[row] == S.activated and site[row] == st.index:
+                return heap[0]
+            heapq.heappop(heap)  # stale: the job was closed or moved
+        return None
+
+    def _dispatch(self, st: SiteState) -> None:
+        """Pilots take activated jobs by priority (then age) while cores are free; a job that does not fit
+        lets a smaller one of the other resource type go first (backfill)."""
+        if not st.online:
+            return
+        cores_of = self._cores
+        task_of = self._task
+        spec_of = self.jobs.spec
+        while st.free_cores > 0:
+            a = self._head(st.queue_score, st)
+            b = self._head(st.queue_mcore, st)
+            if a is None and b is None:
+                return
+            order = [x for x in (a, b) if x is not None]
+            if len(order) == 2 and b < a:
+                order.reverse()
+            for _prio, row in order:
+                cores = cores_of[task_of[spec_of[row]]]
+                if cores <= st.free_cores:
+                    heapq.heappop(st.queue_mcore if cores > 1 else st.queue_score)
+                    self._start(row, st, cores)
+                    break
+            else:
+                return
+
+    def _start(self, row: int, st: SiteState, cores: int) -> None:
+        jobs = self.jobs
+        now = self.engine.now
+        spec = jobs.spec[row]
+        site = st.site
+        jobs.status[row] = S.sent
+        jobs.t_sent[row] = now
+        st.activated -= 1
+        st.running += 1
+        st.free_cores -= cores
+        pp = self.params.pilot
+        if pp.jitter:
+            up = self._u_pilot.next
+            g = pp.getjob_s * (0.5 + up())
+            su = pp.setup_s * (0.5 + up())
+        else:
+            g, su = pp.getjob_s, pp.setup_s
+        net = self.params.network
+        inb = self._inb[spec]
+        direct = site.direct_access and inb > 0
+        jobs.direct[row] = direct
+        stagein = 0.0 if direct or inb <= 0 else net.lan_time(inb)
+        uf = self._u_fail.next
+        kind = self.failure_model.kind(uf())
+        frac = uf()
+        exe_code = self.failure_model.exe_code(uf()) if kind == F.PAYLOAD else 0
+        a = run_attempt(
+            work_hs06s=self._work[spec], cores=cores, cpu_eff=self._eff[spec], maxrss_kb=self._rss[spec],
+            stagein_s=stagein, stageout_s=net.lan_time(self._outb[spec]), corepower=site.corepower,
+            site_efficiency=site.efficiency, memory_limit_kb=site.maxrss_mb * 1024.0 * cores / site.corecount,
+            maxtime_s=site.maxtime_s, getjob_s=g, setup_s=su, kind=kind, frac=frac, exe_code=exe_code,
+        )
+        self._attempts[row] = a
+        st.running_jobs[row] = self.engine.schedule(a.duration, self._on_end, row)
+
+    # ------------------------------------------------------------------ end of an attempt
+    def _log_progress(self, row: int, a: Attempt, st: SiteState) -> None:
+        """Log sent / starting / running with the times they happened, and set start time and timing."""
+        jobs = self.jobs
+        t0 = jobs.t_sent[row]
+        s = st.index
+        jobs.log(row, t0, S.sent, s)
+        t_start = t0 + a.getjob
+        jobs.log(row, t_start, S.starting, s)
+        jobs.t_start[row] = t_start
+        if a.kind != F.STAGEIN or a.exe > 0:
+            t_run = t_start + a.setup + a.stagein
+            if t_run <= self.engine.now:
+                jobs.log(row, t_run, S.running, s)
+        jobs.timing[row] = (a.getjob, a.stagein, a.exe, a.stageout, a.setup)
+        jobs.cpu_s[row] = a.cpu_s
+        jobs.maxrss_kb[row] = a.maxrss_kb
+
+    def _release_slot(self, row: int, st: SiteState) -> None:
+        st.running -= 1
+        st.free_cores += self._cores[self._task[self.jobs.spec[row]]]
+
+    def _on_end(self, row: int) -> None:
+        jobs = self.jobs
+        now = self.engine.now
+        st = self.states[jobs.site[row]]
+        del st.running_jobs[row]
+        a = self._attempts.pop(row)
+        self._release_slot(row, st)
+        self._log_progress(row, a, st)
+        jobs.t_end[row] = now
+        if a.kind != F.OK:
+            jobs.pilot_error[row] = a.piloterrorcode
+            jobs.exe_error[row] = a.exeerrorcode
+            self._fail(row, st, now)
+        else:
+            self._payload_done(row, st, now)
+        self._dispatch(st)
+
+    def _payload_done(self, row: int, st: SiteState, now: float) -> None:
+        jobs = self.jobs
+        spec = jobs.spec[row]
+        task = self._task[spec]
+        nuc = self.jedi.nucleus[task]
+        if nuc >= 0 and self.states[nuc].atlas_site != st.atlas_site:
+            dst = self.states[nuc].atlas_site
+            jobs.status[row] = S.transferring
+            jobs.t_mod[row] = now
+            jobs.log(row, now, S.transferring, st.index)
+            key = (st.atlas_site, dst)
+            self.grid.link_queued[key] = self.grid.link_queued.get(key, 0) + 1
+            delay = self.params.network.wan_time(self._outb[spec], self.grid.link_between(st.atlas_site, dst))
+            self.engine.schedule(delay, self._on_output_arrived, row)
+        else:
+            self._store_output(row, st)
+            self._finish(row, S.finished, now, st.index)
+
+    def _store_output(self, row: int, st_dest: SiteState) -> None:
+        rses = self.platform.rses
+        spec = self.jobs.spec[row]
+        task = self._task[spec]
+        if self._is_user[task]:
+            name = st_dest.scratch_rse
+        else:
+            cands = self._rse_by_atlas.get(st_dest.atlas_site, [])
+            name = next((r for r in cands if "DATADISK" in r), cands[0] if cands else st_dest.scratch_rse)
+        if name in rses:
+            rses[name].used_bytes += self._outb[spec]
+
+    def _on_output_arrived(self, row: int) -> None:
+        jobs = self.jobs
+        spec = jobs.spec[row]
+        st = self.states[jobs.site[row]]
+        nuc = self.states[self.jedi.nucleus[self._task[spec]]]
+        key = (st.atlas_site, nuc.atlas_site)
+        self.grid.link_queued[key] -= 1
+        self._store_output(row, nuc)
+        self._finish(row, S.finished, self.engine.now, st.index)
+
+    def _finish(self, row: int, status: int, now: float, site: int) -> None:
+        jobs = self.jobs
+        jobs.status[row] = status
+        jobs.t_mod[row] = now
+        jobs.log(row, now, status, site)
+        self.n_active -= 1
+
+    def _fail(self, row: int, st: SiteState, now: float) -> None:
+        """Mark ``row`` failed and queue a retry unless the job has used all its attempts."""
+        jobs = self.jobs
+        self._finish(row, S.failed, now, st.index)
+        spec = jobs.spec[row]
+        n = self.failed_attempts.get(spec, 0) + 1
+        self.failed_attempts[spec] = n
+        if n < self.params.failures.max_attempts:
+            self.jedi.add_retry(self._task[spec], spec, row, jobs.attempt[row] + 1)
+        else:
+            self._release_rw(row)
+
+    # ------------------------------------------------------------------ downtimes
+    def _on_downtime_start(self, st: SiteState) -> None:
+        """The queue goes offline: running jobs are killed (pilot 1201), queued ones closed and rebrokered."""
+        if not st.online:
+            return
+        st.online = False
+        jobs = self.jobs
+        now = self.engine.now
+        for row, handle in sorted(st.running_jobs.items()):
+            self.engine.cancel(handle)
+            a = truncate(self._attempts.pop(row), now - jobs.t_sent[row], self._cores[self._task[jobs.spec[row]]])
+            self._release_slot(row, st)
+            self._log_progress(row, a, st)
+            jobs.t_end[row] = now
+            jobs.pilot_error[row] = a.piloterrorcode
+            self._fail(row, st, now)
+        st.running_jobs.clear()
+        for row in [r for r in self._pending_activation if jobs.site[r] == st.index]:
+            self.engine.cancel(self._pending_activation.pop(row))
+            st.assigned -= 1
+            self._close_and_rebroker(row, st, now)
+        for heap in (st.queue_score, st.queue_mcore):
+            for _, row in sorted(heap, key=lambda e: e[1]):
+                if jobs.status[row] == S.activated and jobs.site[row] == st.index:
+                    st.activated -= 1
+                    self._close_and_rebroker(row, st, now)
+            heap.clear()
+
+    def _close_and_rebroker(self, row: int, st: SiteState, now: float) -> None:
+        jobs = self.jobs
+        jobs.tb_error[row] = F.TB_REASSIGNED
+        self._finish(row, S.closed, now, st.index)
+        spec = jobs.spec[row]
+        self.jedi.add_retry(self._task[spec], spec, row, jobs.attempt[row] + 1)
+
+    def _on_downtime_end(self, st: SiteState) -> None:
+        st.online = st.site.status == "online"
+        self._dispatch(st)
+
+    # ------------------------------------------------------------------ summaries
+    def counts_by_status(self) -> dict[str, int]:
+        c = np.bincount(np.asarray(self.jobs.status, dtype=np.int64), minlength=len(S))
+        return {s.name: int(c[s]) for s in S if c[s]}
