@@ -1,0 +1,157 @@
+"""The ``gridtwin`` command line: parses options, builds a scenario, calls the library."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from gridtwin import __version__
+from gridtwin.errors import GridtwinError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="gridtwin: a fast digital twin of ATLAS-style grid computing (PanDA, Rucio, WLCG).")
+scenario_app = typer.Typer(no_args_is_help=True, help="Scenario files: a commented template, validation.")
+app.add_typer(scenario_app, name="scenario")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(exc: GridtwinError) -> None:
+    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"gridtwin {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    pass
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[Optional[Path], typer.Argument(help="Scenario YAML; omitted: the default day on wlcg-like.")] = None,  # noqa: UP045,E501
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (overrides the scenario's).")] = None,  # noqa: UP045
+    out: Annotated[Path, typer.Option(help="Output folder for the records.")] = Path("gridtwin-run"),
+    scale: Annotated[Optional[float], typer.Option(help="Workload size; 1.0 is about 1M jobs a day.")] = None,  # noqa: UP045,E501
+    policy: Annotated[Optional[str], typer.Option(help="Brokerage policy name or module:Class.")] = None,  # noqa: UP045
+    report: Annotated[bool, typer.Option(help="Write report.html beside the Parquet files.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no KPI table.")] = False,
+) -> None:
+    """Simulate a scenario and write its records (Parquet), run.json and an HTML report."""
+    from gridtwin.analytics.kpi import kpi_table
+    from gridtwin.config import Scenario, load_scenario, scenario_from_dict
+    from gridtwin.scenario import run_scenario
+
+    try:
+        sc: Scenario = load_scenario(scenario) if scenario is not None else scenario_from_dict({}, "defaults")
+        upd = {}
+        if seed is not None:
+            upd["seed"] = seed
+        if scale is not None or policy is not None:
+            data = sc.model_dump()
+            if scale is not None:
+                data["workload"]["scale"] = scale
+            if policy is not None:
+                data["brokerage"]["policy"] = policy
+            data.update(upd)
+            sc = scenario_from_dict(data, "command line")
+        elif upd:
+            sc = sc.model_copy(update=upd)
+        if quiet:
+            result = run_scenario(sc, out, report=report)
+        else:
+            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                          TimeElapsedColumn(), console=err_console, transient=False) as prog:
+                bar = prog.add_task("building", total=1.0, info="")
+
+                def progress(stage: str, done: float, total: float) -> None:
+                    if stage == "simulate":
+                        prog.update(bar, description="simulating", completed=min(1.0, done / total),
+                                    info=f"t={done / 3600:.0f} h")
+                    else:
+                        prog.update(bar, description=f"writing {stage}", completed=1.0, info="")
+
+                result = run_scenario(sc, out, report=report, progress=progress)
+    except GridtwinError as exc:
+        _fail(exc)
+        return
+    if not quiet:
+        console.print(kpi_table(result.kpis))
+        rate = result.n_jobs / result.wall_time_s if result.wall_time_s > 0 else float("nan")
+        console.print(f"{result.n_jobs:,} jobs, {result.events:,} events in {result.wall_time_s:.1f} s "
+                      f"({rate:,.0f} jobs/s); records in {result.out}")
+        if result.unfinished:
+            console.print(f"[yellow]{result.unfinished:,} jobs had not reached a final state at the horizon "
+                          "(raise drain_h to let them finish)[/]")
+        if result.tasks_broken:
+            console.print(f"[yellow]{result.tasks_broken} tasks had no queue able to run their jobs (broken)[/]")
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]) -> None:
+    """Recompute the KPIs of a run folder, print them and rewrite its report.html."""
+    from gridtwin.analytics.kpi import compute_kpis, kpi_table
+    from gridtwin.analytics.report import write_report
+
+    try:
+        kpis = compute_kpis(run_dir)
+        path = write_report(run_dir, kpis)
+    except GridtwinError as exc:
+        _fail(exc)
+        return
+    console.print(kpi_table(kpis))
+    console.print(f"report: {path}")
+
+
+@app.command()
+def policies() -> None:
+    """List the brokerage policies available by name."""
+    from gridtwin.policies.registry import available_policies
+
+    for name in available_policies():
+        console.print(name)
+
+
+@scenario_app.command("template")
+def scenario_template() -> None:
+    """Print a commented example scenario with every key and its default."""
+    from gridtwin.config import TEMPLATE
+
+    sys.stdout.write(TEMPLATE)
+
+
+@scenario_app.command("validate")
+def scenario_validate(path: Annotated[Path, typer.Argument(help="Scenario YAML.")]) -> None:
+    """Validate a scenario (schema, platform files, downtimes) without running it."""
+    from gridtwin.config import load_scenario
+    from gridtwin.scenario import build_downtimes, build_platform, build_policy
+
+    try:
+        sc = load_scenario(path)
+        platform = build_platform(sc)
+        build_downtimes(sc, platform)
+        build_policy(sc)
+    except GridtwinError as exc:
+        _fail(exc)
+        return
+    console.print(f"{path}: valid ({len(platform.sites)} queues, {platform.total_cores():,} cores)")
+
+
+def main() -> None:
+    """Entry point of the ``gridtwin`` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
