@@ -59,11 +59,20 @@ def many_assigned(site: SiteView) -> float:
     return min(2.0, max(1.0, (site.assigned + 1) / (site.activated + 1)))
 
 
+def network_throughput_weight(site: SiteView, nucleus: SiteView, grid: GridView) -> float:
+    """throughputW of the satellite->nucleus link: from FTS MB/s if measured, else from closeness."""
+    mbps = grid.link_mbps(site, nucleus)
+    if mbps is not None:
+        return convert_mbps_to_weight(mbps)
+    return 1.0 + (11 - grid.closeness(site, nucleus)) / 11.0
+
+
 def production_weight(site: SiteView, chunk: JobChunk, grid: GridView, params: PandaParams = PandaParams(),
-                      local: float | None = None) -> float:
+                      local: float | None = None, throughput_w: float | None = None) -> float:
     """The weight of one candidate queue for a production chunk (the formula of the module docstring).
 
-    ``local`` is the chunk's input bytes already at the queue, when the caller has it at hand."""
+    ``local`` (input bytes already at the queue) and ``throughput_w`` may be passed when the caller
+    has them at hand; they are computed otherwise."""
     r = site.running
     act, sta, dfn = site.activated, site.starting, site.defined
     total = chunk.input_bytes
@@ -87,20 +96,19 @@ def production_weight(site: SiteView, chunk: JobChunk, grid: GridView, params: P
                 w *= params.nucleus_network_weight
         elif params.network_active:
             queue_w = 2.0 - grid.link_queued_files(site, nucleus) / params.nqueued_sat_cap
-            mbps = grid.link_mbps(site, nucleus)
-            if mbps is not None:
-                thr_w = convert_mbps_to_weight(mbps)
-            else:
-                thr_w = 1.0 + (11 - grid.closeness(site, nucleus)) / 11.0
-            w *= 0.5 * queue_w + 0.5 * thr_w
+            if throughput_w is None:
+                throughput_w = network_throughput_weight(site, nucleus, grid)
+            w *= 0.5 * queue_w + 0.5 * throughput_w
     return w
 
 
-def analysis_weight(site: SiteView, chunk: JobChunk, grid: GridView) -> float:
+def analysis_weight(site: SiteView, chunk: JobChunk, grid: GridView, local: float | None = None) -> float:
     """The weight of one candidate queue for an analysis chunk."""
     w = (site.running + 1) / (site.activated + site.assigned + site.defined + site.starting + 1)
     if chunk.input_bytes > 0:
-        w *= 1.0 + grid.local_bytes(chunk, site) / 1e9 / 10.0
+        if local is None:
+            local = grid.local_bytes(chunk, site)
+        w *= 1.0 + local / 1e9 / 10.0
     return w
 
 
@@ -111,6 +119,7 @@ class PandaPolicy:
 
     def __init__(self, params: PandaParams | None = None) -> None:
         self.params = params or PandaParams()
+        self._throughput_w: dict[tuple[str, str], float] = {}
 
     def queue_cap(self, site: SiteView) -> float:
         """Maximum queued jobs before a queue is skipped: max(20, 2 x running)."""
@@ -121,29 +130,38 @@ class PandaPolicy:
         """Candidates that pass the caps, with their weights, best first, at most top_n."""
         p = self.params
         out: list[tuple[SiteView, float]] = []
+        has_input = chunk.input_bytes > 0
+        if has_input:  # one set lookup per candidate instead of a call each
+            lset = grid.local_site_indices(chunk)
+            nbytes = chunk.input_bytes
+            local = {s.index: (nbytes if s.index in lset else 0.0) for s in candidates}
         if chunk.prodsourcelabel == "user":
             cands = candidates
-            if (chunk.input_bytes > 0 and chunk.priority < p.analysis_priority_relax
-                    and chunk.io_intensity >= p.io_intensity_cutoff):
-                with_data = [s for s in candidates if grid.local_bytes(chunk, s) >= chunk.input_bytes]
+            if has_input and chunk.priority < p.analysis_priority_relax and chunk.io_intensity >= p.io_intensity_cutoff:
+                with_data = [s for s in candidates if local[s.index] >= chunk.input_bytes]
                 if with_data:
                     cands = with_data
             for s in cands:
                 if s.activated + s.starting + s.assigned > self.queue_cap(s):
                     continue
-                out.append((s, analysis_weight(s, chunk, grid)))
+                out.append((s, analysis_weight(s, chunk, grid, local[s.index] if has_input else 0.0)))
         else:
             nucleus = chunk.nucleus
             nuc_site = nucleus.atlas_site if nucleus is not None else None
-            has_input = chunk.input_bytes > 0
+            cache = self._throughput_w
             for s in candidates:
                 if s.activated + s.starting > self.queue_cap(s):
                     continue
-                if (nuc_site is not None and s.atlas_site != nuc_site
-                        and grid.link_queued_files(s, nucleus) > p.nqueued_sat_cap):
-                    continue
-                local = grid.local_bytes(chunk, s) if has_input else 0.0
-                out.append((s, production_weight(s, chunk, grid, p, local)))
+                thr_w = None
+                if nuc_site is not None and s.atlas_site != nuc_site:
+                    if grid.link_queued_files(s, nucleus) > p.nqueued_sat_cap:
+                        continue
+                    key = (s.atlas_site, nuc_site)
+                    thr_w = cache.get(key)
+                    if thr_w is None:  # link metrics are static in a run: compute once per link
+                        thr_w = cache[key] = network_throughput_weight(s, nucleus, grid)
+                w = production_weight(s, chunk, grid, p, local[s.index] if has_input else 0.0, thr_w)
+                out.append((s, w))
         out.sort(key=lambda x: (-x[1], x[0].name))
         return out[: p.top_n]
 

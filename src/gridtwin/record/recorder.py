@@ -206,14 +206,14 @@ class RunRecorder:
     # -------------------------------------------------------------- status log
     def status_log_table(self) -> pa.Table:
         jobs = self.srv.jobs
-        rows = np.asarray(jobs.log_row, dtype=np.int64)
+        rows, times, status, sites = jobs.log_arrays()
         order = np.argsort(rows, kind="stable")  # per job, entries are already chronological
         rows = rows[order]
         return pa.table({
             "pandaid": pa.array(jobs.first_pandaid + rows),
-            "modificationtime": _ts(np.asarray(jobs.log_time)[order], self.epoch_ms),
-            "jobstatus": _take(list(STATUS_NAMES), np.asarray(jobs.log_status, dtype=np.int64)[order]),
-            "computingsite": _take(self.site_names, np.asarray(jobs.log_site, dtype=np.int64)[order]),
+            "modificationtime": _ts(times[order], self.epoch_ms),
+            "jobstatus": _take(list(STATUS_NAMES), status[order]),
+            "computingsite": _take(self.site_names, sites[order]),
         }, schema=SC.JOB_STATUS_LOG)
 
     # -------------------------------------------------------------- files

@@ -65,11 +65,14 @@ class FailureModel:
                         (STAGEOUT, r.stageout)):
             acc += p
             self._thresholds.append((acc, kind))
+        self._p_any = acc
         w = [x / sum(r.exe_code_weights) for x in r.exe_code_weights]
         self._exe_cum = [sum(w[: i + 1]) for i in range(len(w))]
 
     def kind(self, u: float) -> int:
         """The outcome kind for a uniform draw ``u`` in [0, 1)."""
+        if u >= self._p_any:  # the common case: no random failure
+            return OK
         for threshold, kind in self._thresholds:
             if u < threshold:
                 return kind

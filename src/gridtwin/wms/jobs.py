@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from gridtwin.wms.states import JobStatus
 
 NAN = math.nan
@@ -38,11 +40,9 @@ class JobTable:
         self.direct: list[bool] = []
         self.dis: list[bool] = []  # input came through a dispatch dataset
         self.timing: list[tuple[float, float, float, float, float] | None] = []
-        # status log: (row, time, status, site)
-        self.log_row: list[int] = []
-        self.log_time: list[float] = []
-        self.log_status: list[int] = []
-        self.log_site: list[int] = []
+        # status log, flat: row, time, status, site, row, time, ... (one extend per entry is the cheapest)
+        self._log: list[float] = []
+        self._extend = self._log.extend
 
     def __len__(self) -> int:
         return len(self.spec)
@@ -74,10 +74,29 @@ class JobTable:
 
     def log(self, row: int, time: float, status: int, site: int) -> None:
         """Record a status change (the caller has already set ``status[row]``)."""
-        self.log_row.append(row)
-        self.log_time.append(time)
-        self.log_status.append(status)
-        self.log_site.append(site)
+        self._extend((row, time, status, site))
+
+    def log_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The status log as arrays (row, time, status, site), in the order entries were made."""
+        flat = np.asarray(self._log, dtype=np.float64).reshape(-1, 4)
+        return (flat[:, 0].astype(np.int64), flat[:, 1].copy(), flat[:, 2].astype(np.int64),
+                flat[:, 3].astype(np.int64))
+
+    @property
+    def log_row(self) -> list[int]:
+        return self._log[0::4]
+
+    @property
+    def log_time(self) -> list[float]:
+        return self._log[1::4]
+
+    @property
+    def log_status(self) -> list[int]:
+        return self._log[2::4]
+
+    @property
+    def log_site(self) -> list[int]:
+        return self._log[3::4]
 
     def pandaid(self, row: int) -> int:
         return self.first_pandaid + row

@@ -41,7 +41,6 @@ class Attempt:
 
 
 def run_attempt(
-    *,
     work_hs06s: float,
     cores: int,
     cpu_eff: float,

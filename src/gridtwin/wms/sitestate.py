@@ -106,6 +106,11 @@ class Grid:
     def link_queued_files(self, src, dst) -> int:
         return self.link_queued.get((src.atlas_site, dst.atlas_site), 0)
 
+    def local_site_indices(self, chunk: JobChunk) -> frozenset[int]:
+        """Indices of the queues that hold the chunk's whole input on their own storage."""
+        ds = chunk.dataset_index
+        return self._local_sites(ds) if ds >= 0 else frozenset()
+
     def local_bytes(self, chunk: JobChunk, site) -> float:
         ds = chunk.dataset_index
         if ds < 0:
