@@ -27,7 +27,8 @@ def run_sim(sc, wl):
 
 def log_of(jobs, row):
     """(time, status) entries of one job's status log."""
-    return [(t, S(s)) for r, t, s in zip(jobs.log_row, jobs.log_time, jobs.log_status, strict=True) if r == row]
+    return [(float(t), S(int(s))) for r, t, s in zip(jobs.log_row, jobs.log_time, jobs.log_status, strict=True)
+            if int(r) == row]
 
 
 @pytest.fixture

@@ -84,11 +84,11 @@ class RunRecorder:
         self.epoch_ms = epoch_ms
         jobs = server.jobs
         self.n = len(jobs)
-        self.spec = np.asarray(jobs.spec, dtype=np.int64)
+        self.spec = jobs.column("spec")
         self.task = server.wl.task[self.spec].astype(np.int64) if self.n else np.zeros(0, np.int64)
-        self.site = np.asarray(jobs.site, dtype=np.int64)
-        self.status = np.asarray(jobs.status, dtype=np.int64)
-        self.attempt = np.asarray(jobs.attempt, dtype=np.int64)
+        self.site = jobs.column("site")
+        self.status = jobs.column("status")
+        self.attempt = jobs.column("attempt")
         self.pandaid = jobs.first_pandaid + np.arange(self.n, dtype=np.int64)
         states = server.states
         self.site_names = [s.name for s in states]
@@ -118,21 +118,22 @@ class RunRecorder:
         task, spec = self.task, self.spec
         cat = wl.category[task]
         cores = wl.corecount[task].astype(np.int32)
-        t_create = np.asarray(jobs.t_create)
-        t_start = np.asarray(jobs.t_start)
-        t_end = np.asarray(jobs.t_end)
+        t_create = jobs.column("t_create")
+        t_start = jobs.column("t_start")
+        t_end = jobs.column("t_end")
         start_ms = _ts(t_start, self.epoch_ms)
         end_ms = _ts(t_end, self.epoch_ms)
         create_ms = _ts(t_create, self.epoch_ms)
         started = ~np.isnan(t_start)
         finished = self.status == JobStatus.finished
-        parent = np.asarray(jobs.parent, dtype=np.int64)
+        parent = jobs.column("parent")
         parentid = pa.array(jobs.first_pandaid + parent, mask=parent < 0)
         corepower = np.array([s.site.corepower for s in srv.states])[np.maximum(self.site, 0)]
-        cpu = np.rint(np.asarray(jobs.cpu_s)).astype(np.int64)
-        timing = np.array([t if t is not None else (0, 0, 0, 0, 0) for t in jobs.timing]).reshape(n, 5)
-        parts = [_int_str(np.rint(timing[:, i])) for i in range(5)]
-        pilottiming = pc.if_else(pa.array(started), pc.binary_join_element_wise(*parts, "|"), pa.nulls(n, pa.string()))
+        cpu = np.rint(jobs.column("cpu_s")).astype(np.int64)
+        parts = [_int_str(np.rint(jobs.column(c))) for c in ("tm_getjob", "tm_stagein", "tm_exe", "tm_stageout",
+                                                                 "tm_setup")]
+        pilottiming = pc.if_else(pa.array(started), pc.binary_join_element_wise(*parts, "|"),
+                                 pa.scalar(None, pa.string()))
         ms = lambda a: pc.cast(a, pa.int64()).to_numpy(zero_copy_only=False)  # noqa: E731
         start_i = ms(pc.fill_null(start_ms.cast(pa.int64()), 0))
         end_i = ms(pc.fill_null(end_ms.cast(pa.int64()), 0))
@@ -142,19 +143,16 @@ class RunRecorder:
         with np.errstate(divide="ignore", invalid="ignore"):
             eff = np.where(started & (wall > 0), cpu / wall, np.nan)
         ds = wl.dataset[task].astype(np.int64)
-        dis = np.asarray(jobs.dis, dtype=bool)
+        dis = jobs.column("dis").astype(bool)
         dis_block = pc.if_else(
             pa.array(dis),
-            pc.binary_join_element_wise(pa.array(np.full(n, "panda.", dtype=object), type=pa.string()),
-                                        _int_str(wl.jeditaskid[task]), "_dis", _int_str(self.pandaid), ""),
-            pa.nulls(n, pa.string()),
+            pc.binary_join_element_wise("panda.", _int_str(wl.jeditaskid[task]), "_dis", _int_str(self.pandaid), ""),
+            pa.scalar(None, pa.string()),
         )
         dblock, dest_se = self._destinations()
-        ramcount = wl.ramcount_mb[task]
-        rtype = np.where(cores > 1, "MCORE", "SCORE").astype(object)
-        rtype = np.where(ramcount > 2000, rtype + "_HIMEM", rtype)
-        source = np.asarray(jobs.source, dtype=np.int64)
-        direct = np.asarray(jobs.direct, dtype=bool)
+        rtype = (cores > 1).astype(np.int64) + 2 * (wl.ramcount_mb[task] > 2000)
+        source = jobs.column("source")
+        direct = jobs.column("direct").astype(bool)
         cols = {
             "pandaid": pa.array(self.pandaid),
             "jeditaskid": pa.array(wl.jeditaskid[task].astype(np.int64)),
@@ -170,17 +168,17 @@ class RunRecorder:
             "workinggroup": _take(wl.workinggroup, task),
             "produsername": _take(wl.username, task),
             "gshare": _take([c.gshare for c in CATEGORIES], cat),
-            "resource_type": pa.array(rtype, type=pa.string()),
+            "resource_type": _take(["SCORE", "MCORE", "SCORE_HIMEM", "MCORE_HIMEM"], rtype),
             "currentpriority": pa.array(wl.priority[task].astype(np.int32)),
             "corecount": pa.array(cores),
             "actualcorecount": pa.array(cores, mask=~started),
             "creationtime": create_ms,
             "starttime": start_ms,
             "endtime": end_ms,
-            "modificationtime": _ts(np.asarray(jobs.t_mod), self.epoch_ms),
+            "modificationtime": _ts(jobs.column("t_mod"), self.epoch_ms),
             "cpuconsumptiontime": pa.array(cpu),
-            "hs06sec": pa.array(np.rint(np.asarray(jobs.cpu_s) * corepower).astype(np.int64)),
-            "maxrss": pa.array(np.asarray(jobs.maxrss_kb, dtype=np.int64), mask=~started),
+            "hs06sec": pa.array(np.rint(jobs.column("cpu_s") * corepower).astype(np.int64)),
+            "maxrss": pa.array(jobs.column("maxrss_kb"), mask=~started),
             "nevents": pa.array(np.where(finished, wl.nevents[spec], 0).astype(np.int64)),
             "ninputdatafiles": pa.array(wl.ninput[spec].astype(np.int32)),
             "inputfilebytes": pa.array(wl.inputbytes[spec].astype(np.int64)),
@@ -191,11 +189,11 @@ class RunRecorder:
             "destinationdblock": dblock,
             "destinationse": dest_se,
             "sourcesite": _take(srv.atlas_names, np.where(wl.ninput[spec] > 0, source, -1)),
-            "transfertype": pa.array(np.where(direct, "direct", None), type=pa.string()),
-            "piloterrorcode": pa.array(np.asarray(jobs.pilot_error, dtype=np.int32)),
-            "exeerrorcode": pa.array(np.asarray(jobs.exe_error, dtype=np.int32)),
-            "ddmerrorcode": pa.array(np.asarray(jobs.ddm_error, dtype=np.int32)),
-            "taskbuffererrorcode": pa.array(np.asarray(jobs.tb_error, dtype=np.int32)),
+            "transfertype": pc.if_else(pa.array(direct), pa.scalar("direct"), pa.scalar(None, pa.string())),
+            "piloterrorcode": pa.array(jobs.column("pilot_error")),
+            "exeerrorcode": pa.array(jobs.column("exe_error")),
+            "ddmerrorcode": pa.array(jobs.column("ddm_error")),
+            "taskbuffererrorcode": pa.array(jobs.column("tb_error")),
             "pilottiming": pilottiming,
             "wall_time": pa.array(wall, mask=~started),
             "queue_time": pa.array(queue, mask=~started),
@@ -227,58 +225,52 @@ class RunRecorder:
             n_per = wl.ninput[self.spec[rows_in]].astype(np.int64)
             rep_row = np.repeat(rows_in, n_per)
             _, ds, fidx = wl.input_file_indices(self.spec[rows_in])
-            stems = [nm for nm in wl.datasets.name]
-            lfn = pc.binary_join_element_wise(_take(stems, ds), pc.utf8_lpad(_int_str(fidx + 1), 6, "0"), "._")
-            lfn = pc.binary_join_element_wise(lfn, pa.array(np.full(len(lfn), ".pool.root.1", dtype=object)), "")
-            dis = np.asarray(jobs.dis, dtype=bool)[rep_row]
-            disb = pc.binary_join_element_wise(pa.array(np.full(len(rep_row), "panda.", dtype=object)),
-                                               _int_str(wl.jeditaskid[self.task[rep_row]]), "_dis",
+            # e.g. <dataset>._000023.pool.root.1
+            lfn = pc.binary_join_element_wise(_take(wl.datasets.name, ds), "._",
+                                              pc.utf8_lpad(_int_str(fidx + 1), 6, "0"), ".pool.root.1", "")
+            dis = jobs.column("dis").astype(bool)[rep_row]
+            disb = pc.binary_join_element_wise("panda.", _int_str(wl.jeditaskid[self.task[rep_row]]), "_dis",
                                                _int_str(self.pandaid[rep_row]), "")
             parts.append(pa.table({
                 "pandaid": pa.array(self.pandaid[rep_row]),
                 "jeditaskid": pa.array(wl.jeditaskid[self.task[rep_row]].astype(np.int64)),
                 "scope": _take(wl.datasets.scope, ds),
                 "lfn": lfn,
-                "type": pa.array(np.full(len(rep_row), "input", dtype=object), type=pa.string()),
+                "type": pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(rep_row), np.int8)),
+                                                       pa.array(["input"])).cast(pa.string()),
                 "fsize": pa.array(wl.datasets.file_sizes(ds, fidx)),
                 "dataset": _take(wl.datasets.name, ds),
-                "dispatchdblock": pc.if_else(pa.array(dis), disb, pa.nulls(len(rep_row), pa.string())),
+                "dispatchdblock": pc.if_else(pa.array(dis), disb, pa.scalar(None, pa.string())),
                 "destinationse": pa.nulls(len(rep_row), pa.string()),
             }, schema=SC.JOB_FILES))
         # outputs of finished jobs and logs of every job that started
         dblock, dest_se = self._destinations()
-        started = ~np.isnan(np.asarray(jobs.t_start))
+        started = ~np.isnan(jobs.column("t_start"))
         finished = self.status == JobStatus.finished
-        k = self.spec - wl.first_job[self.task] + 1
         is_user = np.array([c.prodsourcelabel == "user" for c in CATEGORIES])[wl.category[self.task]]
-        scope = np.where(is_user, None, "mc23_13p6TeV").astype(object)
-        user_scope = pc.binary_join_element_wise(pa.array(np.full(self.n, "user.", dtype=object)),
-                                                 _take(wl.username, self.task), "")
-        scope_arr = pc.if_else(pa.array(is_user), user_scope, pa.array(scope, type=pa.string()))
+        scope_arr = pc.if_else(pa.array(is_user),
+                               pc.binary_join_element_wise("user.", _take(wl.username, self.task), ""),
+                               pa.scalar("mc23_13p6TeV"))
         tid = pc.utf8_lpad(_int_str(wl.jeditaskid[self.task]), 8, "0")
-        kk = pc.utf8_lpad(_int_str(k), 6, "0")
+        kk = pc.utf8_lpad(_int_str(self.spec - wl.first_job[self.task] + 1), 6, "0")
         att = _int_str(self.attempt)
+        otype = _take([c.output_type for c in CATEGORIES], wl.category[self.task])
         for kind, mask in (("output", finished), ("log", started)):
             idx = pa.array(np.flatnonzero(mask))
             if kind == "output":
-                otype = _take([c.output_type for c in CATEGORIES], wl.category[self.task])
-                lfn = pc.binary_join_element_wise(otype, tid, pc.binary_join_element_wise(
-                    pa.array(np.full(self.n, "", dtype=object)), kk, "_"), ".")
-                lfn = pc.binary_join_element_wise(lfn, att, ".pool.root.")
+                # e.g. HITS.40000123._000042.pool.root.1 (the last number is the attempt)
+                lfn = pc.binary_join_element_wise(otype, ".", tid, "._", kk, ".pool.root.", att, "")
                 size = np.where(finished, wl.outputbytes[self.spec], 0)
             else:
-                lfn = pc.binary_join_element_wise(pa.array(np.full(self.n, "log", dtype=object)), tid,
-                                                  pc.binary_join_element_wise(
-                                                      pa.array(np.full(self.n, "", dtype=object)), kk, "_"), ".")
-                lfn = pc.binary_join_element_wise(lfn, att, ".job.log.tgz.")
-                size = np.full(self.n, 0, dtype=np.int64)
-                size[started] = 2_000_000 + (self.pandaid[started] % 1_000_000)
+                lfn = pc.binary_join_element_wise("log.", tid, "._", kk, ".job.log.tgz.", att, "")
+                size = np.where(started, 2_000_000 + self.pandaid % 1_000_000, 0)
             parts.append(pa.table({
                 "pandaid": pa.array(self.pandaid).take(idx),
                 "jeditaskid": pa.array(wl.jeditaskid[self.task].astype(np.int64)).take(idx),
                 "scope": scope_arr.take(idx),
                 "lfn": lfn.take(idx),
-                "type": pa.array(np.full(len(idx), kind, dtype=object), type=pa.string()),
+                "type": pa.DictionaryArray.from_arrays(pa.array(np.zeros(len(idx), np.int8)),
+                                                       pa.array([kind])).cast(pa.string()),
                 "fsize": pa.array(size.astype(np.int64)).take(idx),
                 "dataset": dblock.take(idx),
                 "dispatchdblock": pa.nulls(len(idx), pa.string()),
@@ -286,9 +278,8 @@ class RunRecorder:
             }, schema=SC.JOB_FILES))
         if not parts:
             return SC.JOB_FILES.empty_table()
-        table = pa.concat_tables(parts)
-        order = np.argsort(table.column("pandaid").to_numpy(), kind="stable")
-        return table.take(pa.array(order))
+        # inputs, then outputs, then logs; each part in pandaid order
+        return pa.concat_tables(parts)
 
     # -------------------------------------------------------------- sites and metrics
     def sites_table(self) -> pa.Table:

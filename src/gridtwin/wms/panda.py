@@ -105,6 +105,7 @@ class PandaServer:
             if r.rse_type == "DISK" and "SCRATCH" not in r.name:
                 self._rse_by_atlas.setdefault(r.atlas_site, []).append(r.name)
         self._source_cache: dict[tuple[int, int], tuple[int, float]] = {}
+        self._out_rse: dict[tuple[int, bool], str] = {}
 
     # ------------------------------------------------------------------ setup
     def start(self) -> None:
@@ -308,7 +309,7 @@ class PandaServer:
         stagein = 0.0 if direct or inb <= 0 else net.lan_time(inb)
         uf = self._u_fail.next
         kind = self.failure_model.kind(uf())
-        frac = uf()
+        frac = uf()  # drawn for every attempt: memory and time limits may turn an OK draw into a failure
         exe_code = self.failure_model.exe_code(uf()) if kind == F.PAYLOAD else 0
         a = run_attempt(  # positional: keyword passing costs measurably in this hot path
             self._work[spec], cores, self._eff[spec], self._rss[spec], stagein, net.lan_time(self._outb[spec]),
@@ -332,7 +333,11 @@ class PandaServer:
             t_run = t_start + a.setup + a.stagein
             if t_run <= self.engine.now:
                 jobs.log(row, t_run, S.running, s)
-        jobs.timing[row] = (a.getjob, a.stagein, a.exe, a.stageout, a.setup)
+        jobs.tm_getjob[row] = a.getjob
+        jobs.tm_stagein[row] = a.stagein
+        jobs.tm_exe[row] = a.exe
+        jobs.tm_stageout[row] = a.stageout
+        jobs.tm_setup[row] = a.setup
         jobs.cpu_s[row] = a.cpu_s
         jobs.maxrss_kb[row] = a.maxrss_kb
 
@@ -367,33 +372,38 @@ class PandaServer:
             jobs.status[row] = S.transferring
             jobs.t_mod[row] = now
             jobs.log(row, now, S.transferring, st.index)
-            key = (st.atlas_site, dst)
-            self.grid.link_queued[key] = self.grid.link_queued.get(key, 0) + 1
+            self.grid.add_queued_files(st.atlas_site, dst, 1)
             delay = self.params.network.wan_time(self._outb[spec], self.grid.link_between(st.atlas_site, dst))
             self.engine.schedule(delay, self._on_output_arrived, row)
         else:
             self._store_output(row, st)
             self._finish(row, S.finished, now, st.index)
 
+    def _output_rse(self, st: SiteState, user: bool) -> str:
+        """Where a job's output lands at queue ``st``: the scratch disk (analysis) or a DATADISK (production)."""
+        key = (st.index, user)
+        name = self._out_rse.get(key)
+        if name is None:
+            if user:
+                name = st.scratch_rse
+            else:
+                cands = self._rse_by_atlas.get(st.atlas_site, [])
+                name = next((r for r in cands if "DATADISK" in r), cands[0] if cands else st.scratch_rse)
+            self._out_rse[key] = name
+        return name
+
     def _store_output(self, row: int, st_dest: SiteState) -> None:
-        rses = self.platform.rses
         spec = self.jobs.spec[row]
-        task = self._task[spec]
-        if self._is_user[task]:
-            name = st_dest.scratch_rse
-        else:
-            cands = self._rse_by_atlas.get(st_dest.atlas_site, [])
-            name = next((r for r in cands if "DATADISK" in r), cands[0] if cands else st_dest.scratch_rse)
-        if name in rses:
-            rses[name].used_bytes += self._outb[spec]
+        rse = self.platform.rses.get(self._output_rse(st_dest, self._is_user[self._task[spec]]))
+        if rse is not None:
+            rse.used_bytes += self._outb[spec]
 
     def _on_output_arrived(self, row: int) -> None:
         jobs = self.jobs
         spec = jobs.spec[row]
         st = self.states[jobs.site[row]]
         nuc = self.states[self.jedi.nucleus[self._task[spec]]]
-        key = (st.atlas_site, nuc.atlas_site)
-        self.grid.link_queued[key] -= 1
+        self.grid.add_queued_files(st.atlas_site, nuc.atlas_site, -1)
         self._store_output(row, nuc)
         self._finish(row, S.finished, self.engine.now, st.index)
 
@@ -457,5 +467,5 @@ class PandaServer:
 
     # ------------------------------------------------------------------ summaries
     def counts_by_status(self) -> dict[str, int]:
-        c = np.bincount(np.asarray(self.jobs.status, dtype=np.int64), minlength=len(S))
+        c = np.bincount(self.jobs.column("status").astype(np.int64), minlength=len(S))
         return {s.name: int(c[s]) for s in S if c[s]}

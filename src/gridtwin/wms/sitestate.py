@@ -81,6 +81,7 @@ class Grid:
         self._clock = clock  # callable returning the simulated time
         self._links: dict[tuple[str, str], Link] = {}
         self.link_queued: dict[tuple[str, str], int] = {}
+        self._queued_to: dict[str, dict[str, int]] = {}
 
     @property
     def now(self) -> float:
@@ -102,6 +103,17 @@ class Grid:
 
     def link_mbps(self, src, dst) -> float | None:
         return self.link_between(src.atlas_site, dst.atlas_site).mbps
+
+    def add_queued_files(self, src: str, dst: str, n: int) -> None:
+        """Files queued on the src->dst link (ATLAS sites) change by ``n``."""
+        key = (src, dst)
+        v = self.link_queued.get(key, 0) + n
+        self.link_queued[key] = v
+        self._queued_to.setdefault(dst, {})[src] = v
+
+    def queued_files_to(self, dst) -> dict[str, int]:
+        """Files queued on links into ``dst``, by source ATLAS site (links with none may be absent)."""
+        return self._queued_to.get(dst.atlas_site, {})
 
     def link_queued_files(self, src, dst) -> int:
         return self.link_queued.get((src.atlas_site, dst.atlas_site), 0)

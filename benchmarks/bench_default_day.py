@@ -1,0 +1,98 @@
+"""Benchmark: the default day at full scale (about 1M jobs, about 150 queues) on one core.
+
+Prints jobs/s, events/s, peak RSS, and the ratio of the model's events/s to a bare heapq loop's
+events/s measured in the same process right before the run (a loop that pops an event, calls a
+no-op callback and pushes the next one, the kernel's floor cost per event).
+
+    python benchmarks/bench_default_day.py [--scale 1.0] [--out DIR] [--json FILE]
+
+Targets (issue: simulation core): 1M jobs in <= 120 s and <= 4 GiB; model events/s >= 20% of the
+bare loop. The script prints the figures and whether each target is met; it never fails on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def bare_heapq_events_per_s(n: int = 2_000_000) -> float:
+    """Events per second of a bare heapq loop: pop (time, seq, callback, arg), call, push the next."""
+    heap: list = []
+    push, pop = heapq.heappush, heapq.heappop
+
+    def noop(_arg: object) -> None:
+        return None
+
+    for i in range(1000):  # a standing population of pending events, as in a real run
+        push(heap, (float(i), i, noop, None))
+    seq = 1000
+    t0 = time.perf_counter()
+    for _ in range(n):
+        t, _s, cb, arg = pop(heap)
+        cb(arg)
+        push(heap, (t + 1.0, seq, cb, arg))
+        seq += 1
+    return n / (time.perf_counter() - t0)
+
+
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports kB
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=None, help="keep the records here (default: a temporary folder)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    args = ap.parse_args(argv)
+
+    from gridtwin.config import scenario_from_dict
+    from gridtwin.scenario import run_scenario
+
+    bare = bare_heapq_events_per_s()
+    sc = scenario_from_dict({"seed": args.seed, "workload": {"scale": args.scale}})
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.out or Path(tmp) / "run"
+        t0 = time.perf_counter()
+        result = run_scenario(sc, out, report=False)
+        total = time.perf_counter() - t0
+        run = json.loads((out / "run.json").read_text())
+    sim_s = run["simulation_wall_time_s"]
+    events = result.events
+    model_eps = events / sim_s
+    figures = {
+        "scale": args.scale,
+        "jobs": result.n_jobs,
+        "tasks": result.n_tasks,
+        "events": events,
+        "total_wall_s": round(total, 2),
+        "simulation_wall_s": round(sim_s, 2),
+        "recording_wall_s": round(total - sim_s, 2),
+        "jobs_per_s": round(result.n_jobs / total, 1),
+        "model_events_per_s": round(model_eps, 1),
+        "bare_heapq_events_per_s": round(bare, 1),
+        "events_ratio": round(model_eps / bare, 4),
+        "peak_rss_gib": round(peak_rss_gib(), 3),
+        "jobs_by_status": result.status,
+        "unfinished": result.unfinished,
+    }
+    for k, v in figures.items():
+        print(f"{k:>24}: {v}")
+    scale_ok = args.scale < 1.0 or (total <= 120 and figures["peak_rss_gib"] <= 4)
+    print(f"{'target 1M jobs <=120 s, <=4 GiB':>24}: {'met' if scale_ok else 'NOT met'}")
+    print(f"{'target events >=20% bare':>24}: {'met' if figures['events_ratio'] >= 0.2 else 'NOT met'}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
