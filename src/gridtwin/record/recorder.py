@@ -71,8 +71,14 @@ def _int_str(values: np.ndarray) -> pa.Array:
     return pc.cast(pa.array(np.asarray(values, dtype=np.int64)), pa.string())
 
 
+_HIGH_CARDINALITY = frozenset({"lfn", "dispatchdblock", "pilottiming"})
+
+
 def _write(table: pa.Table, path: Path) -> None:
-    pq.write_table(table, path, compression="zstd")
+    # dictionary-encode the repetitive string columns only: unique strings (file names) and numbers
+    # gain nothing from a dictionary and cost time building one
+    dict_cols = [f.name for f in table.schema if pa.types.is_string(f.type) and f.name not in _HIGH_CARDINALITY]
+    pq.write_table(table, path, compression="zstd", use_dictionary=dict_cols)
 
 
 class RunRecorder:

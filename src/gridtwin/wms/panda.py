@@ -84,7 +84,6 @@ class PandaServer:
         self.downtimes = list(downtimes or [])
         self.metrics_sink = metrics_sink
         self._pending_activation: dict[int, int] = {}  # row -> handle of its input-arrival event
-        self._attempts: dict[int, Attempt] = {}
         self.n_active = 0
         self.failed_attempts: dict[int, int] = {}
         # hot-path copies of per-spec and per-task columns as Python lists
@@ -250,38 +249,34 @@ class PandaServer:
         self._dispatch(st)
 
     # ------------------------------------------------------------------ dispatch
-    def _head(self, heap: list[tuple[int, int]], st: SiteState) -> tuple[int, int] | None:
-        status = self.jobs.status
-        site = self.jobs.site
-        while heap:
-            _prio, row = heap[0]
-            if status[row] == S.activated and site[row] == st.index:
-                return heap[0]
-            heapq.heappop(heap)  # stale: the job was closed or moved
-        return None
-
     def _dispatch(self, st: SiteState) -> None:
-        """Pilots take activated jobs by priority (then age) while cores are free; a job that does not fit
-        lets a smaller one of the other resource type go first (backfill)."""
+        """Pilots take activated jobs by priority (then age) while cores are free; an 8-core job that does
+        not fit lets a 1-core job go first (backfill). Stale heap entries (closed jobs) are dropped here."""
         if not st.online:
             return
-        cores_of = self._cores
-        task_of = self._task
-        spec_of = self.jobs.spec
+        status = self.jobs.status
+        site = self.jobs.site
+        sidx = st.index
+        qs, qm = st.queue_score, st.queue_mcore
+        pop = heapq.heappop
+        activated = S.activated
         while st.free_cores > 0:
-            a = self._head(st.queue_score, st)
-            b = self._head(st.queue_mcore, st)
-            if a is None and b is None:
-                return
-            order = [x for x in (a, b) if x is not None]
-            if len(order) == 2 and b < a:
-                order.reverse()
-            for _prio, row in order:
-                cores = cores_of[task_of[spec_of[row]]]
+            while qs and (status[qs[0][1]] != activated or site[qs[0][1]] != sidx):
+                pop(qs)
+            while qm and (status[qm[0][1]] != activated or site[qm[0][1]] != sidx):
+                pop(qm)
+            if qm and (not qs or qm[0] < qs[0]):
+                row = qm[0][1]
+                cores = self._cores[self._task[self.jobs.spec[row]]]
                 if cores <= st.free_cores:
-                    heapq.heappop(st.queue_mcore if cores > 1 else st.queue_score)
+                    pop(qm)
                     self._start(row, st, cores)
-                    break
+                elif qs:
+                    self._start(pop(qs)[1], st, 1)
+                else:
+                    return
+            elif qs:
+                self._start(pop(qs)[1], st, 1)
             else:
                 return
 
@@ -305,7 +300,8 @@ class PandaServer:
         net = self.params.network
         inb = self._inb[spec]
         direct = site.direct_access and inb > 0
-        jobs.direct[row] = direct
+        if direct:
+            jobs.direct[row] = 1
         stagein = 0.0 if direct or inb <= 0 else net.lan_time(inb)
         uf = self._u_fail.next
         kind = self.failure_model.kind(uf())
@@ -316,8 +312,10 @@ class PandaServer:
             site.corepower, site.efficiency, site.maxrss_mb * 1024.0 * cores / site.corecount, site.maxtime_s,
             g, su, kind, frac, exe_code,
         )
-        self._attempts[row] = a
-        st.running_jobs[row] = self.engine.schedule(a.duration, self._on_end, row)
+        a.row = row
+        a.cores = cores
+        st.running_jobs[row] = a
+        a.handle = self.engine.schedule(a.duration, self._on_end, a)
 
     # ------------------------------------------------------------------ end of an attempt
     def _log_progress(self, row: int, a: Attempt, st: SiteState) -> None:
@@ -341,17 +339,14 @@ class PandaServer:
         jobs.cpu_s[row] = a.cpu_s
         jobs.maxrss_kb[row] = a.maxrss_kb
 
-    def _release_slot(self, row: int, st: SiteState) -> None:
-        st.running -= 1
-        st.free_cores += self._cores[self._task[self.jobs.spec[row]]]
-
-    def _on_end(self, row: int) -> None:
+    def _on_end(self, a: Attempt) -> None:
         jobs = self.jobs
         now = self.engine.now
+        row = a.row
         st = self.states[jobs.site[row]]
         del st.running_jobs[row]
-        a = self._attempts.pop(row)
-        self._release_slot(row, st)
+        st.running -= 1
+        st.free_cores += a.cores
         self._log_progress(row, a, st)
         jobs.t_end[row] = now
         if a.kind != F.OK:
@@ -434,10 +429,11 @@ class PandaServer:
         st.online = False
         jobs = self.jobs
         now = self.engine.now
-        for row, handle in sorted(st.running_jobs.items()):
-            self.engine.cancel(handle)
-            a = truncate(self._attempts.pop(row), now - jobs.t_sent[row], self._cores[self._task[jobs.spec[row]]])
-            self._release_slot(row, st)
+        for row, running in sorted(st.running_jobs.items()):
+            self.engine.cancel(running.handle)
+            a = truncate(running, now - jobs.t_sent[row], running.cores)
+            st.running -= 1
+            st.free_cores += running.cores
             self._log_progress(row, a, st)
             jobs.t_end[row] = now
             jobs.pilot_error[row] = a.piloterrorcode

@@ -38,6 +38,11 @@ class Attempt:
     exeerrorcode: int
     cpu_s: float
     maxrss_kb: int
+    row: int = -1
+    """Job table row of the attempt (set by the server)."""
+    cores: int = 0
+    handle: int = -1
+    """Engine handle of the attempt's end event."""
 
 
 def run_attempt(

@@ -7,6 +7,7 @@ from operator import attrgetter
 
 from gridtwin.platform.model import Link, Platform, Site
 from gridtwin.policies.base import JobChunk
+from gridtwin.wms.pilot import Attempt
 
 
 class SiteState:
@@ -34,7 +35,7 @@ class SiteState:
         self.defined = 0
         self.queue_score: list[tuple[int, int]] = []  # heap of (-priority, row)
         self.queue_mcore: list[tuple[int, int]] = []
-        self.running_jobs: dict[int, int] = {}  # row -> engine handle of its end event
+        self.running_jobs: dict[int, Attempt] = {}  # row -> its attempt (holds the end event's handle)
         self.storage_total = storage_total
         self.scratch_rse = scratch_rse
         self.view = SiteStateView(self)
