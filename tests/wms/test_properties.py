@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import pytest
 from helpers_core import make_rse, make_site
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,7 +18,11 @@ from gridtwin.record.recorder import SiteMetricsRecorder
 from gridtwin.scenario import Simulation
 from gridtwin.wms.states import TERMINAL, JobStatus, is_legal
 
-DRAIN_H = 5000  # generous: a whole workload on one 8-core queue drains in a few hundred hours
+# Hypothesis's failure report (patch writer) imports a module that warns; with warnings as errors that
+# would hide the falsifying example behind an INTERNALERROR
+pytestmark = pytest.mark.filterwarnings("ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning")
+
+DRAIN_H = 3000  # generous: a whole workload on one 8-core queue drains in a few hundred hours
 ATLAS_SITES = ("SITE_A", "SITE_B", "SITE_C", "SITE_D")
 
 
@@ -80,6 +85,8 @@ def scenarios(draw) -> dict:
         "name": "prop",
         "seed": draw(st.integers(0, 2**31)),
         "drain_h": DRAIN_H,
+        "metrics_interval_s": 1800,
+        "jedi": {"cycle_s": draw(st.sampled_from([300, 600, 900]))},
         "platform": platform,
         "workload": {"scale": draw(st.floats(0.0005, 0.002)), "duration_h": duration_h},
         "pilot": {"jitter": draw(st.booleans())},
@@ -129,9 +136,9 @@ def test_lifecycle_invariants(data):
     jobs = srv.jobs
     n = len(jobs)
 
-    # the drain was long enough: nothing left running, queued or waiting for input
+    # the drain was long enough: nothing left running, queued or waiting for input (a task whose only
+    # candidates are offline queues may still pend in JEDI until the horizon: it has no job to count)
     assert srv.n_active == 0
-    assert sim.engine.now < sim.horizon_s
 
     # cores: never oversubscribed, all free at the end
     assert start_violations == []

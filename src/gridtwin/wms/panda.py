@@ -24,7 +24,19 @@ from gridtwin.wms.jedi import Jedi, JediParams
 from gridtwin.wms.jobs import JobTable
 from gridtwin.wms.pilot import Attempt, PilotParams, run_attempt, truncate
 from gridtwin.wms.sitestate import Grid, SiteState
-from gridtwin.wms.states import JobStatus as S
+from gridtwin.wms.states import (
+    ACTIVATED,
+    ASSIGNED,
+    CLOSED,
+    DEFINED,
+    FAILED,
+    FINISHED,
+    RUNNING,
+    SENT,
+    STARTING,
+    TRANSFERRING,
+    JobStatus,
+)
 from gridtwin.workload.categories import CATEGORIES
 from gridtwin.workload.spec import Workload
 
@@ -200,7 +212,7 @@ class PandaServer:
             placed += 1
             row = jobs.new(spec, parent, attempt, now)
             jobs.site[row] = s
-            jobs.log(row, now, S.defined, s)
+            jobs.log(row, now, DEFINED, s)
             st = states[s]
             self.n_active += 1
             if local is None:
@@ -215,8 +227,8 @@ class PandaServer:
                 src, _ = self._best_source(ds, st)
                 jobs.source[row] = src
                 jobs.dis[row] = True
-                jobs.status[row] = S.assigned
-                jobs.log(row, now, S.assigned, s)
+                jobs.status[row] = ASSIGNED
+                jobs.log(row, now, ASSIGNED, s)
                 st.assigned += 1
                 if src >= 0:
                     link = self.grid.link_between(self.atlas_names[src], st.atlas_site)
@@ -230,9 +242,9 @@ class PandaServer:
 
     def _activate_now(self, row: int, st: SiteState, now: float) -> None:
         jobs = self.jobs
-        jobs.status[row] = S.activated
+        jobs.status[row] = ACTIVATED
         jobs.t_mod[row] = now
-        jobs.log(row, now, S.activated, st.index)
+        jobs.log(row, now, ACTIVATED, st.index)
         st.activated += 1
         spec = jobs.spec[row]
         entry = (-self._prio[self._task[spec]], row)
@@ -259,7 +271,7 @@ class PandaServer:
         sidx = st.index
         qs, qm = st.queue_score, st.queue_mcore
         pop = heapq.heappop
-        activated = S.activated
+        activated = ACTIVATED
         while st.free_cores > 0:
             while qs and (status[qs[0][1]] != activated or site[qs[0][1]] != sidx):
                 pop(qs)
@@ -285,7 +297,7 @@ class PandaServer:
         now = self.engine.now
         spec = jobs.spec[row]
         site = st.site
-        jobs.status[row] = S.sent
+        jobs.status[row] = SENT
         jobs.t_sent[row] = now
         st.activated -= 1
         st.running += 1
@@ -323,14 +335,14 @@ class PandaServer:
         jobs = self.jobs
         t0 = jobs.t_sent[row]
         s = st.index
-        jobs.log(row, t0, S.sent, s)
+        jobs.log(row, t0, SENT, s)
         t_start = t0 + a.getjob
-        jobs.log(row, t_start, S.starting, s)
+        jobs.log(row, t_start, STARTING, s)
         jobs.t_start[row] = t_start
         if a.kind != F.STAGEIN or a.exe > 0:
             t_run = t_start + a.setup + a.stagein
             if t_run <= self.engine.now:
-                jobs.log(row, t_run, S.running, s)
+                jobs.log(row, t_run, RUNNING, s)
         jobs.tm_getjob[row] = a.getjob
         jobs.tm_stagein[row] = a.stagein
         jobs.tm_exe[row] = a.exe
@@ -364,15 +376,15 @@ class PandaServer:
         nuc = self.jedi.nucleus[task]
         if nuc >= 0 and self.states[nuc].atlas_site != st.atlas_site:
             dst = self.states[nuc].atlas_site
-            jobs.status[row] = S.transferring
+            jobs.status[row] = TRANSFERRING
             jobs.t_mod[row] = now
-            jobs.log(row, now, S.transferring, st.index)
+            jobs.log(row, now, TRANSFERRING, st.index)
             self.grid.add_queued_files(st.atlas_site, dst, 1)
             delay = self.params.network.wan_time(self._outb[spec], self.grid.link_between(st.atlas_site, dst))
             self.engine.schedule(delay, self._on_output_arrived, row)
         else:
             self._store_output(row, st)
-            self._finish(row, S.finished, now, st.index)
+            self._finish(row, FINISHED, now, st.index)
 
     def _output_rse(self, st: SiteState, user: bool) -> str:
         """Where a job's output lands at queue ``st``: the scratch disk (analysis) or a DATADISK (production)."""
@@ -400,7 +412,7 @@ class PandaServer:
         nuc = self.states[self.jedi.nucleus[self._task[spec]]]
         self.grid.add_queued_files(st.atlas_site, nuc.atlas_site, -1)
         self._store_output(row, nuc)
-        self._finish(row, S.finished, self.engine.now, st.index)
+        self._finish(row, FINISHED, self.engine.now, st.index)
 
     def _finish(self, row: int, status: int, now: float, site: int) -> None:
         jobs = self.jobs
@@ -412,7 +424,7 @@ class PandaServer:
     def _fail(self, row: int, st: SiteState, now: float) -> None:
         """Mark ``row`` failed and queue a retry unless the job has used all its attempts."""
         jobs = self.jobs
-        self._finish(row, S.failed, now, st.index)
+        self._finish(row, FAILED, now, st.index)
         spec = jobs.spec[row]
         n = self.failed_attempts.get(spec, 0) + 1
         self.failed_attempts[spec] = n
@@ -445,7 +457,7 @@ class PandaServer:
             self._close_and_rebroker(row, st, now)
         for heap in (st.queue_score, st.queue_mcore):
             for _, row in sorted(heap, key=lambda e: e[1]):
-                if jobs.status[row] == S.activated and jobs.site[row] == st.index:
+                if jobs.status[row] == ACTIVATED and jobs.site[row] == st.index:
                     st.activated -= 1
                     self._close_and_rebroker(row, st, now)
             heap.clear()
@@ -453,7 +465,7 @@ class PandaServer:
     def _close_and_rebroker(self, row: int, st: SiteState, now: float) -> None:
         jobs = self.jobs
         jobs.tb_error[row] = F.TB_REASSIGNED
-        self._finish(row, S.closed, now, st.index)
+        self._finish(row, CLOSED, now, st.index)
         spec = jobs.spec[row]
         self.jedi.add_retry(self._task[spec], spec, row, jobs.attempt[row] + 1)
 
@@ -463,5 +475,5 @@ class PandaServer:
 
     # ------------------------------------------------------------------ summaries
     def counts_by_status(self) -> dict[str, int]:
-        c = np.bincount(self.jobs.column("status").astype(np.int64), minlength=len(S))
-        return {s.name: int(c[s]) for s in S if c[s]}
+        c = np.bincount(self.jobs.column("status").astype(np.int64), minlength=len(JobStatus))
+        return {s.name: int(c[s]) for s in JobStatus if c[s]}
