@@ -8,6 +8,7 @@ without copying. ``pandaid = first_pandaid + row``.
 from __future__ import annotations
 
 from array import array
+from itertools import repeat
 
 import numpy as np
 
@@ -88,6 +89,28 @@ class JobTable:
         for col in (self.cpu_s, self.tm_getjob, self.tm_stagein, self.tm_exe, self.tm_stageout, self.tm_setup):
             col.append(0.0)
         return row
+
+    def new_batch(self, specs: list[int], parents: list[int], attempts: list[int], sites: list[int],
+                  now: float) -> int:
+        """Append jobs in state ``defined`` at their sites; return the row of the first one."""
+        first = len(self.spec)
+        n = len(specs)
+        self.spec.extend(specs)
+        self.parent.extend(parents)
+        self.attempt.extend(attempts)
+        self.site.extend(sites)
+        self.status.extend(repeat(JobStatus.defined, n))
+        for col in (self.t_create, self.t_mod):
+            col.extend(repeat(now, n))
+        for col in (self.t_start, self.t_end, self.t_sent):
+            col.extend(repeat(NAN, n))
+        for col in (self.pilot_error, self.exe_error, self.ddm_error, self.tb_error, self.maxrss_kb,
+                    self.direct, self.dis):
+            col.extend(repeat(0, n))
+        self.source.extend(repeat(-1, n))
+        for col in (self.cpu_s, self.tm_getjob, self.tm_stagein, self.tm_exe, self.tm_stageout, self.tm_setup):
+            col.extend(repeat(0.0, n))
+        return first
 
     def log(self, row: int, time: float, status: int, site: int) -> None:
         """Record a status change (the caller has already set ``status[row]``)."""

@@ -205,16 +205,19 @@ class PandaServer:
         ds = self._ds[task]
         local = self.catalog.local_sites(ds) if ds >= 0 else None
         touched: dict[int, None] = {}
-        placed = 0
-        for (spec, parent, attempt), s in zip(todo, sites, strict=True):
-            if s < 0:
-                continue
-            placed += 1
-            row = jobs.new(spec, parent, attempt, now)
-            jobs.site[row] = s
-            jobs.log(row, now, DEFINED, s)
+        placed_todo = [t for t, s in zip(todo, sites, strict=True) if s >= 0]
+        placed_sites = [s for s in sites if s >= 0]
+        placed = len(placed_sites)
+        if not placed:
+            return 0
+        first = jobs.new_batch([t[0] for t in placed_todo], [t[1] for t in placed_todo],
+                               [t[2] for t in placed_todo], placed_sites, now)
+        self.n_active += placed
+        log = jobs.log
+        for row, (spec, _parent, _attempt), s in zip(range(first, first + placed), placed_todo, placed_sites,
+                                                     strict=True):
+            log(row, now, DEFINED, s)
             st = states[s]
-            self.n_active += 1
             if local is None:
                 self._activate_now(row, st, now)
                 touched[s] = None
@@ -228,7 +231,7 @@ class PandaServer:
                 jobs.source[row] = src
                 jobs.dis[row] = True
                 jobs.status[row] = ASSIGNED
-                jobs.log(row, now, ASSIGNED, s)
+                log(row, now, ASSIGNED, s)
                 st.assigned += 1
                 if src >= 0:
                     link = self.grid.link_between(self.atlas_names[src], st.atlas_site)
@@ -335,14 +338,13 @@ class PandaServer:
         jobs = self.jobs
         t0 = jobs.t_sent[row]
         s = st.index
-        jobs.log(row, t0, SENT, s)
         t_start = t0 + a.getjob
-        jobs.log(row, t_start, STARTING, s)
         jobs.t_start[row] = t_start
-        if a.kind != F.STAGEIN or a.exe > 0:
-            t_run = t_start + a.setup + a.stagein
-            if t_run <= self.engine.now:
-                jobs.log(row, t_run, RUNNING, s)
+        t_run = t_start + a.setup + a.stagein
+        if (a.kind != F.STAGEIN or a.exe > 0) and t_run <= self.engine.now:
+            jobs._extend((row, t0, SENT, s, row, t_start, STARTING, s, row, t_run, RUNNING, s))
+        else:
+            jobs._extend((row, t0, SENT, s, row, t_start, STARTING, s))
         jobs.tm_getjob[row] = a.getjob
         jobs.tm_stagein[row] = a.stagein
         jobs.tm_exe[row] = a.exe
