@@ -55,19 +55,15 @@ def simulate(
 
     try:
         sc: Scenario = load_scenario(scenario) if scenario is not None else scenario_from_dict({}, "defaults")
-        upd = {}
-        if seed is not None:
-            upd["seed"] = seed
-        if scale is not None or policy is not None:
+        if seed is not None or scale is not None or policy is not None:
             data = sc.model_dump()
+            if seed is not None:
+                data["seed"] = seed
             if scale is not None:
                 data["workload"]["scale"] = scale
             if policy is not None:
                 data["brokerage"]["policy"] = policy
-            data.update(upd)
-            sc = scenario_from_dict(data, "command line")
-        elif upd:
-            sc = sc.model_copy(update=upd)
+            sc = scenario_from_dict(data, "command line")  # validate what the options changed
         if quiet:
             result = run_scenario(sc, out, report=report)
         else:

@@ -15,7 +15,7 @@ from typing import Any
 from gridtwin import __version__
 from gridtwin.config import Scenario
 from gridtwin.ddm.catalog import ReplicaCatalog, place_initial_replicas
-from gridtwin.errors import ConfigError
+from gridtwin.errors import ConfigError, PolicyError
 from gridtwin.kernel import Engine, RandomStreams
 from gridtwin.network.plain import PlainBandwidth
 from gridtwin.platform.cric import load_cric_queues
@@ -119,7 +119,10 @@ def build_policy(sc: Scenario, policy: str | BrokeragePolicy | None = None) -> B
         return PandaPolicy(PandaParams(top_n=b.top_n, nqueued_sat_cap=b.nqueued_sat_cap,
                                        queue_cap_min=b.queue_cap_min, queue_cap_factor=b.queue_cap_factor,
                                        network_active=b.network_active))
-    return make_policy(spec)
+    try:
+        return make_policy(spec)
+    except PolicyError as e:
+        raise PolicyError(f"brokerage.policy: {e}") from None
 
 
 def wms_params(sc: Scenario) -> WmsParams:

@@ -45,8 +45,10 @@ class FakeSite:
 
 @dataclass
 class FakeGrid:
-    """Links keyed by (src atlas site, dst atlas site); the chunk's input bytes at each queue, by queue index."""
+    """The grid's queues; links keyed by (src atlas site, dst atlas site); the chunk's input bytes at each
+    queue, by queue index (implements ``GridView``)."""
 
+    sites_: list = field(default_factory=list)
     closeness_: dict[tuple[str, str], int] = field(default_factory=dict)
     mbps: dict[tuple[str, str], float] = field(default_factory=dict)
     queued: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -54,7 +56,7 @@ class FakeGrid:
     now: float = 0.0
 
     def sites(self):
-        return []
+        return self.sites_
 
     def closeness(self, src, dst) -> int:
         return self.closeness_.get((src.atlas_site, dst.atlas_site), 11)
@@ -64,6 +66,9 @@ class FakeGrid:
 
     def link_queued_files(self, src, dst) -> int:
         return self.queued.get((src.atlas_site, dst.atlas_site), 0)
+
+    def queued_files_to(self, dst) -> dict[str, int]:
+        return {src: n for (src, d), n in self.queued.items() if d == dst.atlas_site}
 
     def local_bytes(self, chunk, site) -> float:
         return self.local.get(site.index, 0.0)
@@ -163,7 +168,8 @@ def test_convert_mbps_to_weight_thresholds_are_strict(mbps, weight):
 def test_satellite_with_measured_throughput_and_queued_files():
     nucleus = FakeSite("NUC", is_nucleus=True)
     site = FakeSite("SAT", running=29, activated=5, defined=5)
-    grid = FakeGrid(mbps={("SAT", "NUC"): 60.0}, queued={("SAT", "NUC"): 30}, closeness_={("SAT", "NUC"): 1})
+    grid = FakeGrid(sites_=[nucleus, site], mbps={("SAT", "NUC"): 60.0}, queued={("SAT", "NUC"): 30},
+                    closeness_={("SAT", "NUC"): 1})
     chunk = make_chunk(nucleus=nucleus, io_intensity=700)  # io intensity matters only at the nucleus
     queue_w = 2 - 30 / 150
     throughput_w = 1.6  # 60 MB/s > 50
@@ -175,7 +181,7 @@ def test_satellite_with_measured_throughput_and_queued_files():
 def test_satellite_without_metrics_uses_closeness():
     nucleus = FakeSite("NUC", is_nucleus=True)
     site = FakeSite("SAT", running=9)
-    grid = FakeGrid(closeness_={("SAT", "NUC"): 3}, queued={("SAT", "NUC"): 15})
+    grid = FakeGrid(sites_=[nucleus, site], closeness_={("SAT", "NUC"): 3}, queued={("SAT", "NUC"): 15})
     expected = (9 + 1) / (0 + 10) * (0.5 * (2 - 15 / 150) + 0.5 * (1 + (11 - 3) / 11))
     assert production_weight(site, make_chunk(nucleus=nucleus), grid) == pytest.approx(expected)
 
@@ -222,12 +228,45 @@ def test_queue_cap_skips_queues_with_too_many_queued():
 def test_satellite_link_backlog_filter():
     nucleus = FakeSite("NUC", index=0, is_nucleus=True)
     sat = FakeSite("SAT", index=1)
-    grid = FakeGrid(queued={("SAT", "NUC"): 151})  # > NQUEUED_SAT_CAP 150
+    grid = FakeGrid(sites_=[nucleus, sat], queued={("SAT", "NUC"): 151})  # > NQUEUED_SAT_CAP 150
     ranked = PandaPolicy().weights(make_chunk(nucleus=nucleus), [nucleus, sat], grid)
     assert [s.name for s, _ in ranked] == ["NUC"]
     grid.queued[("SAT", "NUC")] = 150
     ranked = PandaPolicy().weights(make_chunk(nucleus=nucleus), [nucleus, sat], grid)
     assert [s.name for s, _ in ranked] == ["NUC", "SAT"]
+    # NUC: (0+1)/10 x 2.5; SAT: (0+1)/10 x (0.5 x (2 - 150/150) + 0.5 x (1 + (11-11)/11))
+    assert [w for _, w in ranked] == pytest.approx([1 / 10 * 2.5, 1 / 10 * (0.5 * 1 + 0.5 * 1)])
+
+
+def test_policy_weights_equal_the_formula_for_a_mixed_grid():
+    nucleus = FakeSite("T1_DATADISK_Q", index=0, atlas_site="T1", running=100, activated=30, is_nucleus=True)
+    sites = [
+        nucleus,
+        FakeSite("T1_OTHER", index=1, atlas_site="T1", running=40, activated=5, defined=3),
+        FakeSite("T2_FAST", index=2, atlas_site="T2A", running=60, activated=10, assigned=12, starting=2),
+        FakeSite("T2_SLOW", index=3, atlas_site="T2B", running=15, activated=1, assigned=4),
+        FakeSite("T2_NOMETRIC", index=4, atlas_site="T2C", running=7, activated=0, assigned=0),
+    ]
+    grid = FakeGrid(sites_=sites, mbps={("T2A", "T1"): 120.0, ("T2B", "T1"): 1.5},
+                    queued={("T2A", "T1"): 45, ("T2B", "T1"): 3}, closeness_={("T2C", "T1"): 4},
+                    local={0: 6 * GB, 2: 6 * GB})
+    chunk = make_chunk(n_jobs=5, input_bytes=6 * GB, input_files=30, nucleus=nucleus, io_intensity=800)
+    expected = {
+        # the nucleus' own queues: fully local (T1_DATADISK_Q) or not, x t1Weight 4 x network 2.5
+        "T1_DATADISK_Q": (100 + 1) / (30 + 0 + 0 + 10) * (6 + 6) / 6 / (0 / 100 + 1) * 4 * 2.5,
+        "T1_OTHER": (40 + 1) / (5 + 0 + 0 + 3 + 10) / 1.0 * (6 + 0) / 6 / (30 / 100 + 1) * 4 * 2.5,
+        # satellites: x (0.5 queueW + 0.5 throughputW)
+        "T2_FAST": (60 + 1) / (10 + 2 + 0 + 10) * (6 + 6) / 6 / 1 * (0.5 * (2 - 45 / 150) + 0.5 * 1.9),
+        "T2_SLOW": (15 + 1) / (1 + 4 + 0 + 0 + 10) / 2.0 * (6 + 0) / 6 / (30 / 100 + 1)
+        * (0.5 * (2 - 3 / 150) + 0.5 * 1.1),
+        "T2_NOMETRIC": (7 + 1) / (0 + 0 + 0 + 0 + 10) / 1.0 * (6 + 0) / 6 / (30 / 100 + 1)
+        * (0.5 * 2 + 0.5 * (1 + (11 - 4) / 11)),
+    }
+    for s in sites:
+        assert production_weight(s, chunk, grid) == pytest.approx(expected[s.name]), s.name
+    ranked = PandaPolicy().weights(chunk, sites, grid)
+    assert {s.name: w for s, w in ranked} == pytest.approx(expected)
+    assert [s.name for s, _ in ranked] == sorted(expected, key=lambda k: -expected[k])
 
 
 def test_top_n_keeps_the_best_sorted():
@@ -240,9 +279,12 @@ def test_top_n_keeps_the_best_sorted():
     assert {p.name for p in picks} <= {"Q5", "Q4", "Q3"}
 
 
-def test_ties_rank_by_name():
-    sites = [FakeSite("B", index=0), FakeSite("A", index=1), FakeSite("C", index=2)]
-    ranked = PandaPolicy(PandaParams(top_n=2)).weights(make_chunk(), sites, FakeGrid())
+def test_equal_weights_keep_the_candidates_name_order():
+    # JobBroker hands candidates over in queue-name order; equal weights keep that order
+    sites = [FakeSite("A", index=0), FakeSite("B", index=1), FakeSite("C", index=2)]
+    ranked = PandaPolicy(PandaParams(top_n=2)).weights(make_chunk(), sites, FakeGrid(sites_=sites))
+    assert [s.name for s, _ in ranked] == ["A", "B"]
+    ranked = PandaPolicy(PandaParams(top_n=2)).weights(make_chunk(label="user"), sites, FakeGrid(sites_=sites))
     assert [s.name for s, _ in ranked] == ["A", "B"]
 
 

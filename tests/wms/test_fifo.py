@@ -25,6 +25,11 @@ def run_sim(sc, wl):
     return sim
 
 
+def col(jobs, name: str) -> list:
+    """A JobTable column as a plain list (the table may store typed arrays)."""
+    return list(getattr(jobs, name))
+
+
 def log_of(jobs, row):
     """(time, status) entries of one job's status log."""
     return [(float(t), S(int(s))) for r, t, s in zip(jobs.log_row, jobs.log_time, jobs.log_status, strict=True)
@@ -46,9 +51,9 @@ def test_single_queue_fifo_start_and_end_times(fifo_sc):
     sim = run_sim(fifo_sc, make_workload([TEN]))
     jobs = sim.server.jobs
     assert len(jobs) == 10
-    assert jobs.t_create == [0.0] * 10
-    assert jobs.t_start == TEN_START
-    assert jobs.t_end == TEN_END
+    assert col(jobs, "t_create") == [0.0] * 10
+    assert col(jobs, "t_start") == TEN_START
+    assert col(jobs, "t_end") == TEN_END
     assert all(s == S.finished for s in jobs.status)
     st = sim.server.states[0]
     assert (st.free_cores, st.running, st.activated) == (8, 0, 0)
@@ -105,7 +110,7 @@ def test_multicore_job_waits_for_a_whole_slot_and_single_core_backfills(fifo_sc)
     c = TaskSpec(works=[300.0], priority=800, arrival=20.0)  # 30 s
     sim = run_sim(fifo_sc, make_workload([a, b, c]))
     jobs = sim.server.jobs
-    assert jobs.t_start[:5] == [0.0] * 5
+    assert col(jobs, "t_start")[:5] == [0.0] * 5
     assert (jobs.t_start[6], jobs.t_end[6]) == (20.0, 50.0)  # C backfills past the 8-core job
     assert (jobs.t_start[5], jobs.t_end[5]) == (500.0, 550.0)  # B starts when all 8 cores are free
 
@@ -128,7 +133,6 @@ def test_pilot_overheads_and_stageout(tmp_path):
     jobs = sim.server.jobs
     assert log_of(jobs, 0) == [(0.0, S.defined), (0.0, S.activated), (0.0, S.sent), (15.0, S.starting),
                                (75.0, S.running), (177.0, S.finished)]
-    assert jobs.timing[0] == (15.0, 0.0, 100.0, 2.0, 60.0)
     run_with(sc, wl, tmp_path / "run")
     row = pq.read_table(tmp_path / "run" / "jobs.parquet").to_pylist()[0]
     assert row["pilottiming"] == "15|0|100|2|60"
@@ -142,14 +146,14 @@ def test_downtime_kills_running_closes_queued_and_retries_after_it():
     jobs = sim.server.jobs
     assert len(jobs) == 18
     # the 8 running jobs are killed at 1 h (pilot 1201) and the queued one is closed (taskbuffer 105)
-    assert [S(s) for s in jobs.status[:9]] == [S.failed] * 8 + [S.closed]
-    assert jobs.pilot_error[:8] == [F.SIGTERM] * 8 and jobs.t_end[:8] == [H] * 8
+    assert [S(s) for s in col(jobs, "status")[:9]] == [S.failed] * 8 + [S.closed]
+    assert col(jobs, "pilot_error")[:8] == [F.SIGTERM] * 8 and col(jobs, "t_end")[:8] == [H] * 8
     assert jobs.tb_error[8] == F.TB_REASSIGNED and math.isnan(jobs.t_start[8])
     # the retries wait for the next JEDI cycle that finds the queue online: 2 h (the cycle at 1 h pended an hour)
-    assert jobs.parent[9:] == list(range(9)) and jobs.attempt[9:] == [2] * 9
-    assert jobs.t_create[9:] == [2 * H] * 9
-    assert jobs.t_start[9:] == [2 * H] * 8 + [4 * H]
-    assert jobs.t_end[9:] == [4 * H] * 8 + [6 * H]
+    assert col(jobs, "parent")[9:] == list(range(9)) and col(jobs, "attempt")[9:] == [2] * 9
+    assert col(jobs, "t_create")[9:] == [2 * H] * 9
+    assert col(jobs, "t_start")[9:] == [2 * H] * 8 + [4 * H]
+    assert col(jobs, "t_end")[9:] == [4 * H] * 8 + [6 * H]
     assert all(s == S.finished for s in jobs.status[9:])
 
 
@@ -185,3 +189,33 @@ def test_nucleus_remaining_work_is_released_when_jobs_finish():
     sim.engine.run(until=sim.horizon_s)
     assert sim.server.n_active == 0 and sim.server.counts_by_status() == {"finished": 4}
     assert sim.server.taskbroker.rw["NUC_Q"] == pytest.approx(0.0), "finished jobs left their work on the nucleus"
+
+
+def test_jedi_generates_one_chunk_per_cycle():
+    # chunk_size 4, JEDI cycle every 300 s: 4 jobs at arrival, 4 at the cycle at 300 s, the last 2 at 600 s
+    sc = make_scenario([make_site("FIFO_Q", total_cores=16)], jedi={"chunk_size": 4, "cycle_s": 300})
+    sim = run_sim(sc, make_workload([TaskSpec(works=[1000.0] * 10)]))
+    jobs = sim.server.jobs
+    assert col(jobs, "t_create") == [0.0] * 4 + [300.0] * 4 + [600.0] * 2
+    assert col(jobs, "t_start") == col(jobs, "t_create")  # 16 cores: every job starts at once
+
+
+def test_queue_cap_holds_jobs_back_and_the_task_pends_an_hour():
+    # 30 jobs of 1000 s on 8 cores. Cap = max(20, 2 x running): at t=0 (running 0) jobs are placed while
+    # queued <= 20, i.e. 21; at 300 s (8 running, 13 queued, cap 20) 8 more; at 600 s 21 are queued > 20,
+    # nothing is placed and the task pends for task_pend_s = 3600 s: the last job is created at 4200 s.
+    sc = make_scenario([make_site("CAP_Q")])
+    sim = run_sim(sc, make_workload([TaskSpec(works=[10000.0] * 30)]))
+    jobs = sim.server.jobs
+    assert col(jobs, "t_create") == [0.0] * 21 + [300.0] * 8 + [4200.0]
+    # waves of 8 every 1000 s; the straggler starts when created
+    assert col(jobs, "t_start") == [0.0] * 8 + [1000.0] * 8 + [2000.0] * 8 + [3000.0] * 5 + [4200.0]
+    assert col(jobs, "t_end") == [t + 1000.0 for t in col(jobs, "t_start")]
+
+
+def test_task_without_any_possible_queue_is_broken():
+    # ramcount 10000 MB x 0.9 exceeds the queue's 16000 MB / 8 cores = 2000 MB per core
+    sc = make_scenario([make_site("MEM_Q")])
+    sim = run_sim(sc, make_workload([TaskSpec(works=[1000.0] * 3, ramcount_mb=10000), TaskSpec(works=[1000.0])]))
+    assert sim.server.jedi.tasks_without_candidates == {0}
+    assert len(sim.server.jobs) == 1 and list(sim.server.jobs.spec) == [3]

@@ -148,6 +148,8 @@ def test_lifecycle_invariants(data):
     for s in srv.states:
         assert (s.free_cores, s.running, s.activated, s.assigned) == (s.total_cores, 0, 0, 0), s.name
         assert not s.running_jobs
+    # every output transfer to a nucleus arrived
+    assert all(v == 0 for v in srv.grid.link_queued.values()), srv.grid.link_queued
 
     # every job: exactly one terminal state, legal transitions, times in order
     logs: dict[int, list[tuple[float, JobStatus, int]]] = defaultdict(list)

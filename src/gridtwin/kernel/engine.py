@@ -56,8 +56,12 @@ class Engine:
         return len(self._heap)
 
     def peek(self) -> float:
-        """Time of the next event, or ``inf`` when the heap is empty."""
-        return self._heap[0][0] if self._heap else math.inf
+        """Time of the next event that will run, or ``inf`` when none is left."""
+        heap = self._heap
+        cancelled = self._cancelled
+        while heap and heap[0][1] in cancelled:  # drop cancelled heads, so they do not count as pending
+            cancelled.discard(heapq.heappop(heap)[1])
+        return heap[0][0] if heap else math.inf
 
     def run(self, until: float = math.inf) -> float:
         """Process events in time order while their time is <= ``until``; return the final clock.

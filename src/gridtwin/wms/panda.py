@@ -175,7 +175,8 @@ class PandaServer:
         nuc = self.jedi.nucleus[task]
         if nuc >= 0:
             key = self.states[nuc].atlas_site
-            self.taskbroker.rw[key] = max(0.0, self.taskbroker.rw[key] - self._wt_est[task] * self._cores[task] / 3600.0)
+            rw = self.taskbroker.rw
+            rw[key] = max(0.0, rw[key] - self._wt_est[task] * self._cores[task] / 3600.0)
 
     # ------------------------------------------------------------------ job creation
     def _best_source(self, ds: int, st: SiteState) -> tuple[int, float]:
@@ -353,6 +354,29 @@ class PandaServer:
         jobs.cpu_s[row] = a.cpu_s
         jobs.maxrss_kb[row] = a.maxrss_kb
 
+    def _log_killed(self, row: int, a: Attempt, st: SiteState, now: float) -> None:
+        """Log and time an attempt killed at ``now``: only the phases it reached; no start time if its
+        pilot had not finished getJob."""
+        jobs = self.jobs
+        t0 = jobs.t_sent[row]
+        s = st.index
+        jobs._extend((row, t0, SENT, s))
+        t_start = t0 + a.getjob
+        if t_start <= now:
+            jobs.t_start[row] = t_start
+            jobs.log(row, t_start, STARTING, s)
+            t_run = t_start + a.setup + a.stagein
+            if t_run <= now:
+                jobs.log(row, t_run, RUNNING, s)
+        cut = truncate(a, now - t0, a.cores)
+        jobs.tm_getjob[row] = cut.getjob
+        jobs.tm_stagein[row] = cut.stagein
+        jobs.tm_exe[row] = cut.exe
+        jobs.tm_stageout[row] = cut.stageout
+        jobs.tm_setup[row] = cut.setup
+        jobs.cpu_s[row] = cut.cpu_s
+        jobs.maxrss_kb[row] = cut.maxrss_kb
+
     def _on_end(self, a: Attempt) -> None:
         jobs = self.jobs
         now = self.engine.now
@@ -387,6 +411,7 @@ class PandaServer:
         else:
             self._store_output(row, st)
             self._finish(row, FINISHED, now, st.index)
+            self._release_rw(row)
 
     def _output_rse(self, st: SiteState, user: bool) -> str:
         """Where a job's output lands at queue ``st``: the scratch disk (analysis) or a DATADISK (production)."""
@@ -415,6 +440,7 @@ class PandaServer:
         self.grid.add_queued_files(st.atlas_site, nuc.atlas_site, -1)
         self._store_output(row, nuc)
         self._finish(row, FINISHED, self.engine.now, st.index)
+        self._release_rw(row)
 
     def _finish(self, row: int, status: int, now: float, site: int) -> None:
         jobs = self.jobs
@@ -437,20 +463,22 @@ class PandaServer:
 
     # ------------------------------------------------------------------ downtimes
     def _on_downtime_start(self, st: SiteState) -> None:
-        """The queue goes offline: running jobs are killed (pilot 1201), queued ones closed and rebrokered."""
-        if not st.online:
+        """The queue goes offline: running jobs are killed (pilot 1201), queued ones closed and rebrokered.
+
+        Windows may overlap (a queue's own and its ATLAS site's): the queue is back only when all ended."""
+        st.downtimes += 1
+        if st.downtimes > 1 or not st.online:
             return
         st.online = False
         jobs = self.jobs
         now = self.engine.now
         for row, running in sorted(st.running_jobs.items()):
             self.engine.cancel(running.handle)
-            a = truncate(running, now - jobs.t_sent[row], running.cores)
             st.running -= 1
             st.free_cores += running.cores
-            self._log_progress(row, a, st)
+            self._log_killed(row, running, st, now)
             jobs.t_end[row] = now
-            jobs.pilot_error[row] = a.piloterrorcode
+            jobs.pilot_error[row] = F.SIGTERM
             self._fail(row, st, now)
         st.running_jobs.clear()
         for row in [r for r in self._pending_activation if jobs.site[r] == st.index]:
@@ -472,8 +500,10 @@ class PandaServer:
         self.jedi.add_retry(self._task[spec], spec, row, jobs.attempt[row] + 1)
 
     def _on_downtime_end(self, st: SiteState) -> None:
-        st.online = st.site.status == "online"
-        self._dispatch(st)
+        st.downtimes -= 1
+        if st.downtimes == 0:
+            st.online = st.site.status == "online"
+            self._dispatch(st)
 
     # ------------------------------------------------------------------ summaries
     def counts_by_status(self) -> dict[str, int]:

@@ -14,7 +14,7 @@ class SiteState:
     """Mutable state of one PanDA queue during a run."""
 
     __slots__ = (
-        "activated", "assigned", "atlas_index", "atlas_site", "defined", "free_cores", "index", "name",
+        "activated", "assigned", "atlas_index", "atlas_site", "defined", "downtimes", "free_cores", "index", "name",
         "online", "queue_mcore", "queue_score", "running", "running_jobs", "scratch_rse", "site", "starting",
         "storage_total", "total_cores", "view",
     )
@@ -28,6 +28,7 @@ class SiteState:
         self.total_cores = site.total_cores
         self.free_cores = site.total_cores
         self.online = site.status == "online"
+        self.downtimes = 0  # downtime windows in force (they may overlap)
         self.running = 0
         self.activated = 0
         self.assigned = 0
