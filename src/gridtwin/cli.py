@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -40,11 +40,11 @@ def _main(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 @app.command()
 def simulate(
-    scenario: Annotated[Optional[Path], typer.Argument(help="Scenario YAML; omitted: the default day on wlcg-like.")] = None,  # noqa: UP045,E501
-    seed: Annotated[Optional[int], typer.Option(help="Random seed (overrides the scenario's).")] = None,  # noqa: UP045
+    scenario: Annotated[Path | None, typer.Argument(help="Scenario YAML (default: a day on wlcg-like).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (overrides the scenario's).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder for the records.")] = Path("gridtwin-run"),
-    scale: Annotated[Optional[float], typer.Option(help="Workload size; 1.0 is about 1M jobs a day.")] = None,  # noqa: UP045,E501
-    policy: Annotated[Optional[str], typer.Option(help="Brokerage policy name or module:Class.")] = None,  # noqa: UP045
+    scale: Annotated[float | None, typer.Option(help="Workload size; 1.0 is about 1M jobs a day.")] = None,
+    policy: Annotated[str | None, typer.Option(help="Brokerage policy name or module:Class.")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html beside the Parquet files.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no KPI table.")] = False,
 ) -> None:

@@ -170,7 +170,7 @@ class Scenario(_Strict):
     name: str = "default-day"
     seed: int = Field(1, ge=0)
     epoch: datetime = datetime(2025, 1, 1, tzinfo=UTC)
-    drain_h: float = Field(168.0, ge=0)
+    drain_h: float = Field(336.0, ge=0)
     """How long after the last arrival the run may continue for jobs to finish."""
     metrics_interval_s: float = Field(600.0, gt=0)
     platform: PlatformConfig = Field(default_factory=PlatformConfig)
@@ -243,7 +243,7 @@ TEMPLATE = """\
 name: default-day
 seed: 1                      # same seed, same records (byte-identical Parquet)
 epoch: 2025-01-01T00:00:00Z  # simulated time 0, UTC
-drain_h: 168                 # how long jobs may run on after the last task arrived
+drain_h: 336                 # how long jobs may run on after the last task arrived
 metrics_interval_s: 600      # site_metrics sample period
 
 platform:

@@ -225,7 +225,7 @@ def run_scenario(sc: Scenario, out: Path, *, policy: str | BrokeragePolicy | Non
         status = srv.counts_by_status()
         from gridtwin.analytics.kpi import compute_kpis
 
-        kpis = compute_kpis(partial)
+        kpis = compute_kpis(partial, sc.workload.duration_h * 3600.0)
         result = RunResult(
             out=out, scenario=sc, n_jobs=len(srv.jobs), n_tasks=sim.workload.n_tasks,
             events=sim.engine.events_processed, wall_time_s=0.0, sim_end_s=sim.engine.now, counts=counts,

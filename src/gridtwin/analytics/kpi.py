@@ -6,6 +6,8 @@ and returns a JSON-serialisable dict; :func:`kpi_table` renders it for a termina
 
 from __future__ import annotations
 
+import json
+
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -88,16 +90,36 @@ def load_run(run_dir: Path) -> RunTables:
     )
 
 
-def compute_kpis(run_dir: Path) -> dict[str, Any]:
-    """KPIs of the run folder ``run_dir`` as a JSON-serialisable dict (NaN becomes None)."""
-    return kpis_from_tables(load_run(run_dir))
+def utilisation_window_from_run(run_dir: Path) -> float | None:
+    """The arrival window (s) of a simulated run, from its run.json; None for imported records."""
+    path = Path(run_dir) / "run.json"
+    if not path.exists():
+        return None
+    try:
+        cfg = json.loads(path.read_text()).get("config", {})
+        return float(cfg["workload"]["duration_h"]) * 3600.0
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
-def kpis_from_tables(tables: RunTables) -> dict[str, Any]:
+def compute_kpis(run_dir: Path, window_s: float | None = None) -> dict[str, Any]:
+    """KPIs of the run folder ``run_dir`` as a JSON-serialisable dict (NaN becomes None).
+
+    Core utilisation is averaged over the ticks of the first ``window_s`` seconds (default: the run's
+    arrival window from run.json, else every tick), so a long drain does not dilute it."""
+    if window_s is None:
+        window_s = utilisation_window_from_run(run_dir)
+    return kpis_from_tables(load_run(run_dir), window_s)
+
+
+def kpis_from_tables(tables: RunTables, window_s: float | None = None) -> dict[str, Any]:
     """KPIs computed from already loaded tables (see :func:`load_run`)."""
     jobs = tables.jobs
     ran = pc.fill_null(pc.is_valid(jobs["starttime"]), False)
-    _, by_tier = core_utilisation_series(tables.site_metrics, tables.sites)
+    ticks, by_tier = core_utilisation_series(tables.site_metrics, tables.sites)
+    if window_s is not None and len(ticks):
+        keep = ticks < ticks[0] + window_s * 1000.0
+        by_tier = {k: v[keep] for k, v in by_tier.items()}
     kpis: dict[str, Any] = {
         "n_jobs": jobs.num_rows,
         "jobs_by_status": _jobs_by_status(jobs),
@@ -105,6 +127,7 @@ def kpis_from_tables(tables: RunTables) -> dict[str, Any]:
         "wall_time_s": _stats(jobs["wall_time"]),
         "cpu_efficiency": _cpu_efficiency(jobs),
         "core_utilisation": _nanmean(by_tier.pop("all")),
+        "core_utilisation_window_s": window_s,
         "core_utilisation_by_tier": {tier: _nanmean(series) for tier, series in by_tier.items()},
         **_input_bytes(jobs.filter(ran), tables.sites),
         "failures_by_code": _failures_by_code(jobs),
@@ -326,7 +349,9 @@ def kpi_sections(kpis: dict[str, Any], top_failures: int = 10) -> list[tuple[str
         ("total", str(kpis["n_jobs"])),
         ("makespan", format_seconds(kpis["makespan_s"])),
     ]
-    tiers = [("all tiers", format_fraction(kpis["core_utilisation"]))]
+    win = kpis.get("core_utilisation_window_s")
+    label = f"all tiers (first {format_seconds(win)})" if win else "all tiers"
+    tiers = [(label, format_fraction(kpis["core_utilisation"]))]
     tiers += [(t, format_fraction(u)) for t, u in kpis["core_utilisation_by_tier"].items()]
     failures = [
         (f"{f['kind']} {f['code']}", str(f["count"])) for f in kpis["failures_by_code"][:top_failures]

@@ -120,7 +120,7 @@ class RunRecorder:
         return dblock, pa.array(se, type=pa.string())
 
     def jobs_table(self) -> pa.Table:
-        srv, wl, jobs, n = self.srv, self.srv.wl, self.srv.jobs, self.n
+        srv, wl, jobs = self.srv, self.srv.wl, self.srv.jobs
         task, spec = self.task, self.spec
         cat = wl.category[task]
         cores = wl.corecount[task].astype(np.int32)

@@ -146,10 +146,12 @@ def generate_workload(params: WorkloadParams, rng: np.random.Generator) -> Workl
         deriv = _DERIV[i % len(_DERIV)]
         if real:
             ds_scope.append("data23_13p6TeV")
-            ds_name.append(f"data23_13p6TeV.{450000 + i:08d}.physics_Main.deriv.{deriv}.r15774_p6304_tid{35000000 + i}_00")
+            ds_name.append(
+                f"data23_13p6TeV.{450000 + i:08d}.physics_Main.deriv.{deriv}.r15774_p6304_tid{35000000 + i}_00")
         else:
             ds_scope.append("mc23_13p6TeV")
-            ds_name.append(f"mc23_13p6TeV.{700000 + i}.{_PHYSICS[i % len(_PHYSICS)]}.deriv.{deriv}.e8514_s4162_r15540_p6266")
+            ds_name.append(
+                f"mc23_13p6TeV.{700000 + i}.{_PHYSICS[i % len(_PHYSICS)]}.deriv.{deriv}.e8514_s4162_r15540_p6266")
         ds_nfiles.append(int(np.clip(rng.lognormal(np.log(150), 1.0), 5, 20000)))
         ds_bytes.append(ana.input_file_mb * 1e6 * float(rng.lognormal(0.0, 0.3)))
         ds_type.append(deriv)
