@@ -27,6 +27,7 @@ class FakeSite:
     index: int = 0
     atlas_site: str = ""
     running: int = 0
+    workers: int = 0
     activated: int = 0
     assigned: int = 0
     starting: int = 0
@@ -107,6 +108,15 @@ def test_fully_local_input():
     expected = (50 + 1) / (10 + 0 + 2 + 10) * ((4 + 4) / 4) / (0 / 100 + 1)
     assert production_weight(site, chunk, grid) == pytest.approx(expected)
     assert production_weight(site, chunk, grid, local=4 * GB) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("running", "workers", "r"), [(0, 100, 20), (0, 7, 7), (50, 100, 50), (3, 0, 3)])
+def test_idle_pilots_count_as_running_up_to_20(running, workers, r):
+    # R = max(running, min(nWorkers, 20)): an idle queue with pilots waiting is not starved
+    site = FakeSite("Q", running=running, workers=workers, activated=4)
+    chunk = make_chunk(input_bytes=0, input_files=0)
+    expected = (r + 1) / (4 + 0 + 0 + 10)
+    assert production_weight(site, chunk, FakeGrid()) == pytest.approx(expected)
 
 
 def test_no_input_has_no_data_term():

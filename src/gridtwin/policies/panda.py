@@ -16,7 +16,9 @@ queue by weighted random choice; the pick's weight then decays by (q+1)/(q+2) (`
 Analysis (``AtlasAnalJobBroker``): a strict data-locality filter (relaxed for priority >= 2000 or an
 IO intensity below the cutoff, or when no candidate holds the data), weight
 (R+1)/(Act+Ass+Def+Start+1) x (1 + localGB/10), the same caps, top 10 and weighted random choice.
-R is max(running, min(nWorkers, 20)); gridtwin has no Harvester, so nWorkers is taken as 0.
+R is max(running, min(nWorkers, 20)). gridtwin has no Harvester; it takes nWorkers as the queue's idle
+slots (``SiteView.workers``, free cores // corecount), the pilots Harvester keeps waiting there, so an
+idle queue looks like one running 20 jobs and is not starved by busy ones.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def production_weight(site: SiteView, chunk: JobChunk, grid: GridView, params: P
 
     ``local`` (input bytes already at the queue) and ``throughput_w`` may be passed when the caller
     has them at hand; they are computed otherwise."""
-    r = site.running
+    r = max(site.running, min(site.workers, 20))
     act, sta, dfn = site.activated, site.starting, site.defined
     total = chunk.input_bytes
     if total > 0 and local is None:
@@ -158,6 +160,7 @@ class PandaPolicy:
         if n == 0:
             return []
         run = np.fromiter((s.running for s in candidates), np.float64, n)
+        workers = np.fromiter((s.workers for s in candidates), np.float64, n)
         act = np.fromiter((s.activated for s in candidates), np.float64, n)
         sta = np.fromiter((s.starting for s in candidates), np.float64, n)
         dfn = np.fromiter((s.defined for s in candidates), np.float64, n)
@@ -170,8 +173,8 @@ class PandaPolicy:
         else:
             full = np.ones(n, dtype=np.bool_)
         many = np.clip((ass + 1) / (act + 1), 1.0, 2.0)
-        w = np.where(full, (run + 1) / (act + sta + dfn + 10),
-                     (run + 1) / (act + ass + sta + dfn + 10) / many)
+        r = np.maximum(run, np.minimum(workers, 20.0))
+        w = np.where(full, (r + 1) / (act + sta + dfn + 10), (r + 1) / (act + ass + sta + dfn + 10) / many)
         if total > 0:
             local = np.where(full, total, 0.0)
             w *= (total + local) / total / (np.where(full, 0, chunk.input_files) / 100.0 + 1.0)

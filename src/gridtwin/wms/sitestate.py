@@ -68,6 +68,11 @@ class SiteStateView:
     is_nucleus = property(attrgetter("_s.site.is_nucleus"))
     online = property(attrgetter("_s.online"))
 
+    @property
+    def workers(self) -> int:
+        """Idle pilot slots: free cores in whole slots of the queue's corecount."""
+        return self._s.free_cores // self._s.site.corecount
+
     def __repr__(self) -> str:
         return f"<site {self._s.name}>"
 
