@@ -15,7 +15,8 @@ queue by weighted random choice; the pick's weight then decays by (q+1)/(q+2) (`
 
 Analysis (``AtlasAnalJobBroker``): a strict data-locality filter (relaxed for priority >= 2000 or an
 IO intensity below the cutoff, or when no candidate holds the data), weight
-(R+1)/(Act+Ass+Def+Start+1) x (1 + localGB/10), the same caps, top 10 and weighted random choice.
+(R+1)/(Act+Ass+Def+Start+1) x (1 + localGB/10) with the same R as production, the same caps, top 10
+and weighted random choice.
 R is max(running, min(nWorkers, 20)). gridtwin has no Harvester; it takes nWorkers as the queue's idle
 slots (``SiteView.workers``, free cores // corecount), the pilots Harvester keeps waiting there, so an
 idle queue looks like one running 20 jobs and is not starved by busy ones.
@@ -106,7 +107,8 @@ def production_weight(site: SiteView, chunk: JobChunk, grid: GridView, params: P
 
 def analysis_weight(site: SiteView, chunk: JobChunk, grid: GridView, local: float | None = None) -> float:
     """The weight of one candidate queue for an analysis chunk."""
-    w = (site.running + 1) / (site.activated + site.assigned + site.defined + site.starting + 1)
+    r = max(site.running, min(site.workers, 20))
+    w = (r + 1) / (site.activated + site.assigned + site.defined + site.starting + 1)
     if chunk.input_bytes > 0:
         if local is None:
             local = grid.local_bytes(chunk, site)

@@ -1,8 +1,9 @@
 """Job families of an ATLAS-like day, with their PanDA labels and resource distributions.
 
-Figures are chosen so that a day at ``scale=1.0`` gives about 1M jobs on a ~400k-core grid at a
-high but sustainable load (reference/scale.md: ~1-2M jobs/day on 250-500k cores; about half of the
-jobs are user analysis, most of the CPU goes to production simulation).
+Figures are chosen so that a day at ``scale=1.0`` gives about 1M jobs whose work (about 3.4e10
+core-seconds before retries) roughly fills a ~400k-core grid for the day (reference/scale.md: ~1-2M
+jobs/day on 250-500k cores); most jobs are user analysis, most of the CPU goes to production
+simulation. docs/wms.md tabulates the families.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ CATEGORIES: tuple[Category, ...] = (
     Category(
         name="evgen", prodsourcelabel="managed", processingtype="evgen", transformation="Gen_tf.py",
         gshare="MC Event Generation", job_share=0.11, jobs_per_task_median=120, jobs_per_task_sigma=1.0,
-        multicore_fraction=0.25, walltime_median_s=7900, walltime_sigma=0.35, task_walltime_sigma=0.6,
+        multicore_fraction=0.25, walltime_median_s=9500, walltime_sigma=0.35, task_walltime_sigma=0.6,
         cpu_eff_mean=0.93, ramcount_mb=2000, rss_fraction=0.45, events_per_job=2000,
         input_files_per_job=0, input_file_mb=0, output_file_mb=300, output_type="EVNT",
         priority=920, io_intensity=0.0, workinggroups=("AP_MCGN",),
@@ -63,7 +64,7 @@ CATEGORIES: tuple[Category, ...] = (
     Category(
         name="simul", prodsourcelabel="managed", processingtype="simul", transformation="Sim_tf.py",
         gshare="MC Simulation Full", job_share=0.055, jobs_per_task_median=250, jobs_per_task_sigma=1.0,
-        multicore_fraction=1.0, walltime_median_s=22000, walltime_sigma=0.30, task_walltime_sigma=0.4,
+        multicore_fraction=1.0, walltime_median_s=26400, walltime_sigma=0.30, task_walltime_sigma=0.4,
         cpu_eff_mean=0.90, ramcount_mb=1500, rss_fraction=0.55, events_per_job=200,
         input_files_per_job=1, input_file_mb=250, output_file_mb=900, output_type="HITS", input_type="EVNT",
         priority=900, io_intensity=10.0, workinggroups=("AP_MCGN", "AP_SUSY", "AP_HIGG"),
@@ -71,7 +72,7 @@ CATEGORIES: tuple[Category, ...] = (
     Category(
         name="reco", prodsourcelabel="managed", processingtype="reco", transformation="Reco_tf.py",
         gshare="MC Reconstruction", job_share=0.03, jobs_per_task_median=400, jobs_per_task_sigma=1.1,
-        multicore_fraction=1.0, walltime_median_s=12800, walltime_sigma=0.35, task_walltime_sigma=0.4,
+        multicore_fraction=1.0, walltime_median_s=15400, walltime_sigma=0.35, task_walltime_sigma=0.4,
         cpu_eff_mean=0.82, ramcount_mb=2000, rss_fraction=0.6, events_per_job=1000,
         input_files_per_job=2, input_file_mb=2500, output_file_mb=1500, output_type="AOD", input_type="HITS",
         priority=900, io_intensity=700.0, workinggroups=("AP_REPR", "AP_MCGN"),
@@ -79,7 +80,7 @@ CATEGORIES: tuple[Category, ...] = (
     Category(
         name="merge", prodsourcelabel="managed", processingtype="merge", transformation="HITSMerge_tf.py",
         gshare="MC Merging", job_share=0.09, jobs_per_task_median=40, jobs_per_task_sigma=1.0,
-        multicore_fraction=0.0, walltime_median_s=950, walltime_sigma=0.5, task_walltime_sigma=0.4,
+        multicore_fraction=0.0, walltime_median_s=1150, walltime_sigma=0.5, task_walltime_sigma=0.4,
         cpu_eff_mean=0.65, ramcount_mb=2000, rss_fraction=0.5, events_per_job=10000,
         input_files_per_job=10, input_file_mb=400, output_file_mb=3500, output_type="HITS", input_type="HITS",
         priority=950, io_intensity=2000.0, workinggroups=("AP_MCGN",),
@@ -87,7 +88,7 @@ CATEGORIES: tuple[Category, ...] = (
     Category(
         name="analysis", prodsourcelabel="user", processingtype="panda-client-1.5.80-jedi-run",
         transformation="runGen-00-00-02", gshare="User Analysis", job_share=0.715, jobs_per_task_median=25,
-        jobs_per_task_sigma=1.4, multicore_fraction=0.08, walltime_median_s=2090, walltime_sigma=0.9,
+        jobs_per_task_sigma=1.4, multicore_fraction=0.08, walltime_median_s=2500, walltime_sigma=0.9,
         task_walltime_sigma=0.8, cpu_eff_mean=0.60, ramcount_mb=2000, rss_fraction=0.4,
         events_per_job=50000, input_files_per_job=4, input_file_mb=1800, output_file_mb=150,
         output_type="NTUP", input_type="DAOD", daily_amplitude=0.5, priority=1000, io_intensity=1500.0,
