@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     sim_s = run["simulation_wall_time_s"]
     events = result.events
     model_eps = events / sim_s
+    # each job's state changes are coalesced into few heap events; count them too, for context
+    state_changes = run["rows"]["job_status_log"]
     figures = {
         "scale": args.scale,
         "jobs": result.n_jobs,
@@ -80,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         "model_events_per_s": round(model_eps, 1),
         "bare_heapq_events_per_s": round(bare, 1),
         "events_ratio": round(model_eps / bare, 4),
+        "state_changes": state_changes,
+        "state_changes_per_s": round(state_changes / sim_s, 1),
+        "state_changes_ratio": round(state_changes / sim_s / bare, 4),
         "peak_rss_gib": round(peak_rss_gib(), 3),
         "jobs_by_status": result.status,
         "unfinished": result.unfinished,
