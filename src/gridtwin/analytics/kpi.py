@@ -7,7 +7,6 @@ and returns a JSON-serialisable dict; :func:`kpi_table` renders it for a termina
 from __future__ import annotations
 
 import json
-
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass

@@ -12,6 +12,7 @@ from itertools import repeat
 
 import numpy as np
 
+from gridtwin.wms.pilot import Attempt
 from gridtwin.wms.states import JobStatus
 
 NAN = float("nan")
@@ -111,6 +112,16 @@ class JobTable:
         for col in (self.cpu_s, self.tm_getjob, self.tm_stagein, self.tm_exe, self.tm_stageout, self.tm_setup):
             col.extend(repeat(0.0, n))
         return first
+
+    def record_attempt(self, row: int, a: Attempt) -> None:
+        """Store an attempt's pilot timing parts, CPU time and memory."""
+        self.tm_getjob[row] = a.getjob
+        self.tm_stagein[row] = a.stagein
+        self.tm_exe[row] = a.exe
+        self.tm_stageout[row] = a.stageout
+        self.tm_setup[row] = a.setup
+        self.cpu_s[row] = a.cpu_s
+        self.maxrss_kb[row] = a.maxrss_kb
 
     def log(self, row: int, time: float, status: int, site: int) -> None:
         """Record a status change (the caller has already set ``status[row]``)."""

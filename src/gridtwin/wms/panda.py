@@ -346,13 +346,7 @@ class PandaServer:
             jobs._extend((row, t0, SENT, s, row, t_start, STARTING, s, row, t_run, RUNNING, s))
         else:
             jobs._extend((row, t0, SENT, s, row, t_start, STARTING, s))
-        jobs.tm_getjob[row] = a.getjob
-        jobs.tm_stagein[row] = a.stagein
-        jobs.tm_exe[row] = a.exe
-        jobs.tm_stageout[row] = a.stageout
-        jobs.tm_setup[row] = a.setup
-        jobs.cpu_s[row] = a.cpu_s
-        jobs.maxrss_kb[row] = a.maxrss_kb
+        jobs.record_attempt(row, a)
 
     def _log_killed(self, row: int, a: Attempt, st: SiteState, now: float) -> None:
         """Log and time an attempt killed at ``now``: only the phases it reached; no start time if its
@@ -368,14 +362,7 @@ class PandaServer:
             t_run = t_start + a.setup + a.stagein
             if t_run <= now:
                 jobs.log(row, t_run, RUNNING, s)
-        cut = truncate(a, now - t0, a.cores)
-        jobs.tm_getjob[row] = cut.getjob
-        jobs.tm_stagein[row] = cut.stagein
-        jobs.tm_exe[row] = cut.exe
-        jobs.tm_stageout[row] = cut.stageout
-        jobs.tm_setup[row] = cut.setup
-        jobs.cpu_s[row] = cut.cpu_s
-        jobs.maxrss_kb[row] = cut.maxrss_kb
+        jobs.record_attempt(row, truncate(a, now - t0, a.cores))
 
     def _on_end(self, a: Attempt) -> None:
         jobs = self.jobs
