@@ -176,6 +176,25 @@ def _hours_axis(ax: Any, ticks_ms: np.ndarray) -> np.ndarray:
     return (ticks_ms - ticks_ms[0]) / 3.6e6
 
 
+def _busy_until_hours(tables: RunTables) -> float | None:
+    """Hours after the first tick until running plus queued jobs last reach 1% of their peak: a long
+    drain with a handful of stragglers would otherwise squash the busy part of the time plots."""
+    ticks, sums = sum_per_tick(tables.site_metrics, ("running", "activated", "assigned"))
+    if ticks.size == 0:
+        return None
+    activity = sums["running"] + sums["activated"] + sums["assigned"]
+    if activity.max() <= 0:
+        return None
+    last = np.flatnonzero(activity >= 0.01 * activity.max())[-1]
+    return float((ticks[min(last + 1, ticks.size - 1)] - ticks[0]) / 3.6e6)
+
+
+def _clip_time(ax: Any, hours: np.ndarray, until: float | None) -> None:
+    if until is not None and hours.size and until < hours[-1]:
+        ax.set_xlim(0, until * 1.05)
+        ax.set_title(ax.get_title() + " (drain below 1% of peak not shown)")
+
+
 def _queue_figure(tables: RunTables) -> Figure:
     fig, ax = _new_axes("Jobs over time (all sites)")
     ticks, sums = sum_per_tick(tables.site_metrics, ("running", "activated", "assigned"))
@@ -185,6 +204,7 @@ def _queue_figure(tables: RunTables) -> Figure:
     hours = _hours_axis(ax, ticks)
     ax.plot(hours, sums["running"], label="running")
     ax.plot(hours, sums["activated"] + sums["assigned"], label="queued (activated + assigned)")
+    _clip_time(ax, hours, _busy_until_hours(tables))
     ax.set_ylabel("jobs")
     ax.legend(loc="best")
     return fig
@@ -201,6 +221,7 @@ def _utilisation_figure(tables: RunTables) -> Figure:
         style = {"color": "black", "linestyle": "--", "zorder": 3} if tier == "all" else {}
         ax.plot(hours, values, label=tier, **style)
     ax.set_ylim(0, 1.05)
+    _clip_time(ax, hours, _busy_until_hours(tables))
     ax.set_ylabel("used / total cores")
     ax.legend(loc="best")
     return fig
