@@ -47,6 +47,7 @@ def simulate(
     policy: Annotated[str | None, typer.Option(help="Brokerage policy name or module:Class.")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html beside the Parquet files.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no KPI table.")] = False,
+    force: Annotated[bool, typer.Option(help="Replace --out even if it holds something other than a run.")] = False,
 ) -> None:
     """Simulate a scenario and write its records (Parquet), run.json and an HTML report."""
     from gridtwin.analytics.kpi import kpi_table
@@ -65,7 +66,7 @@ def simulate(
                 data["brokerage"]["policy"] = policy
             sc = scenario_from_dict(data, "command line")  # validate what the options changed
         if quiet:
-            result = run_scenario(sc, out, report=report)
+            result = run_scenario(sc, out, report=report, force=force)
         else:
             with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                           TimeElapsedColumn(), console=err_console, transient=False) as prog:
@@ -78,7 +79,7 @@ def simulate(
                     else:
                         prog.update(bar, description=f"writing {stage}", completed=1.0, info="")
 
-                result = run_scenario(sc, out, report=report, progress=progress)
+                result = run_scenario(sc, out, report=report, progress=progress, force=force)
     except GridtwinError as exc:
         _fail(exc)
         return
@@ -90,6 +91,9 @@ def simulate(
         if result.unfinished:
             console.print(f"[yellow]{result.unfinished:,} jobs had not reached a final state at the horizon "
                           "(raise drain_h to let them finish)[/]")
+        if result.specs_never_created:
+            console.print(f"[yellow]{result.specs_never_created:,} jobs of the workload were never placed by brokerage "
+                          "(broken tasks, or still pending at the horizon)[/]")
         if result.tasks_broken:
             console.print(f"[yellow]{result.tasks_broken} tasks had no queue able to run their jobs (broken)[/]")
 
@@ -131,11 +135,12 @@ def scenario_template() -> None:
 def scenario_validate(path: Annotated[Path, typer.Argument(help="Scenario YAML.")]) -> None:
     """Validate a scenario (schema, platform files, downtimes) without running it."""
     from gridtwin.config import load_scenario
-    from gridtwin.scenario import build_downtimes, build_platform, build_policy
+    from gridtwin.scenario import build_downtimes, build_platform, build_policy, check_platform_storage
 
     try:
         sc = load_scenario(path)
         platform = build_platform(sc)
+        check_platform_storage(platform)
         build_downtimes(sc, platform)
         build_policy(sc)
     except GridtwinError as exc:

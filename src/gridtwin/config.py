@@ -114,6 +114,7 @@ class PilotConfig(_Strict):
     getjob_s: float = Field(15.0, ge=0)
     setup_s: float = Field(60.0, ge=0)
     jitter: bool = True
+    mcore_drain_after_s: float = Field(3600.0, ge=0)
 
 
 class JediConfig(_Strict):
@@ -125,7 +126,7 @@ class JediConfig(_Strict):
 class FailureConfig(_Strict):
     stagein: float = Field(0.01, ge=0, le=1)
     oom: float = Field(0.01, ge=0, le=1)
-    walltime: float = Field(0.002, ge=0, le=1)
+    walltime: float = Field(0.001, ge=0, le=1)
     payload: float = Field(0.05, ge=0, le=1)
     stageout: float = Field(0.005, ge=0, le=1)
     exe_codes: list[int] = Field(default_factory=lambda: [65, 68, 85, 137])
@@ -275,13 +276,13 @@ brokerage:
   queue_cap_factor: 2.0
   network_active: true
 
-pilot: {getjob_s: 15, setup_s: 60, jitter: true}
+pilot: {getjob_s: 15, setup_s: 60, jitter: true, mcore_drain_after_s: 3600}  # drain cores for waiting 8-core jobs
 jedi: {cycle_s: 300, task_pend_s: 3600, chunk_size: 2000}
 
 failures:                    # per-attempt probabilities; memory and walltime limits act on top
   stagein: 0.01              # pilot 1099
   oom: 0.01                  # pilot 1212
-  walltime: 0.002            # pilot 1213
+  walltime: 0.001            # pilot 1213 (the payload hangs until the queue's maxtime)
   payload: 0.05              # pilot 1305 with a transformation exit code
   stageout: 0.005            # pilot 1137
   exe_codes: [65, 68, 85, 137]

@@ -98,6 +98,19 @@ def _inline_platform(sc: Scenario) -> Platform:
     return Platform(sc.name, sites, rses, links, defaults)
 
 
+def check_platform_storage(platform: Platform) -> None:
+    """Input datasets need at least one DISK RSE associated with a queue."""
+    for site in platform.sites.values():
+        for r in site.rses:
+            rse = platform.rses.get(r)
+            if rse is not None and rse.rse_type == "DISK":
+                return
+    raise ConfigError(
+        f"platform {platform.name}: no queue has a DISK RSE, so input datasets have nowhere to live; "
+        "list RSEs under platform.rses and name them in platform.sites[i].rses (or, in a CRIC file, "
+        "give the queues astorages)")
+
+
 def build_downtimes(sc: Scenario, platform: Platform) -> list[Downtime]:
     """Downtime windows, each naming a queue or an ATLAS site of the platform."""
     atlas = {s.atlas_site for s in platform.sites.values()}
@@ -156,6 +169,8 @@ class RunResult:
     kpis: dict[str, Any] = field(default_factory=dict)
     unfinished: int = 0
     tasks_broken: int = 0
+    specs_never_created: int = 0
+    """Jobs of the workload that brokerage never placed (broken tasks, or pending at the horizon)."""
 
 
 class Simulation:
@@ -166,12 +181,15 @@ class Simulation:
         self.platform = build_platform(sc)
         self.downtimes = build_downtimes(sc, self.platform)
         self.policy = build_policy(sc, policy)
+        if callable(getattr(self.policy, "reset", None)):
+            self.policy.reset()  # a policy object reused across runs starts each run afresh
         self.streams = RandomStreams(sc.seed)
         w = sc.workload
         self.workload = generate_workload(
             WorkloadParams(scale=w.scale, duration_s=w.duration_h * 3600.0, n_users=w.n_users,
                            analysis_datasets_per_task=w.analysis_datasets_per_task, peak_hour_utc=w.peak_hour_utc),
             self.streams.stream("workload"))
+        check_platform_storage(self.platform)
         self.engine = Engine()
         site_names = sorted(self.platform.sites)
         self.catalog = ReplicaCatalog(self.platform, site_names)
@@ -198,26 +216,52 @@ class Simulation:
                 progress(eng.now, horizon)
             if not self.server.busy() and eng.peek() == math.inf:
                 break
+        self.server.finish_run()
 
 
 def _epoch_ms(sc: Scenario) -> int:
     return round(sc.epoch.timestamp() * 1000)
 
 
+def check_output_folder(out: Path, force: bool = False) -> Path:
+    """Resolve ``out`` and make sure writing a run there destroys nothing but an earlier run.
+
+    An existing folder is replaced only if it is empty, holds an earlier gridtwin run (``run.json``),
+    or ``force`` is set; a file of that name, or a parent that cannot be created, is an error."""
+    out = Path(out).expanduser().resolve()
+    if out.exists():
+        if not out.is_dir():
+            raise ConfigError(f"--out {out}: a file of that name exists; a folder was expected")
+        if any(out.iterdir()) and not (out / "run.json").exists() and not force:
+            raise ConfigError(f"--out {out}: the folder exists and does not hold a gridtwin run; "
+                              "choose another folder (or pass --force to replace its contents)")
+        if out == Path.cwd() or out in Path.cwd().parents:
+            raise ConfigError(f"--out {out}: refusing to replace the current folder or one of its parents")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot create its parent folder ({e.strerror})") from None
+    return out
+
+
 def run_scenario(sc: Scenario, out: Path, *, policy: str | BrokeragePolicy | None = None,
-                 progress: Callable[[str, float, float], None] | None = None, report: bool = True) -> RunResult:
+                 progress: Callable[[str, float, float], None] | None = None, report: bool = True,
+                 force: bool = False) -> RunResult:
     """Build, run and record a scenario into ``out`` (written atomically: a folder appears only when complete)."""
     t0 = time.perf_counter()
+    out = check_output_folder(out, force)
     sim = Simulation(sc, policy)  # every input error surfaces here, before anything is written
     if progress:
         progress("simulate", 0.0, sim.horizon_s)
     sim.run(None if progress is None else (lambda now, h: progress("simulate", now, h)))
     sim_wall = time.perf_counter() - t0
-    out = Path(out)
     partial = out.with_name(f".{out.name}.partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
+    try:
+        if partial.exists():
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out}: cannot write there ({e.strerror})") from None
     try:
         rec = RunRecorder(sim.server, sim.platform, _epoch_ms(sc))
         counts = rec.write(partial, sim.metrics, None if progress is None else (lambda name: progress(name, 1, 1)))
@@ -229,7 +273,8 @@ def run_scenario(sc: Scenario, out: Path, *, policy: str | BrokeragePolicy | Non
         result = RunResult(
             out=out, scenario=sc, n_jobs=len(srv.jobs), n_tasks=sim.workload.n_tasks,
             events=sim.engine.events_processed, wall_time_s=0.0, sim_end_s=sim.engine.now, counts=counts,
-            status=status, kpis=kpis, unfinished=srv.n_active, tasks_broken=len(srv.jedi.tasks_without_candidates))
+            status=status, kpis=kpis, unfinished=srv.n_active, tasks_broken=len(srv.jedi.tasks_without_candidates),
+            specs_never_created=srv.specs_never_created())
         result.wall_time_s = time.perf_counter() - t0
         run_json = {
             "scenario": sc.name, "seed": sc.seed, "gridtwin_version": __version__,
@@ -237,7 +282,8 @@ def run_scenario(sc: Scenario, out: Path, *, policy: str | BrokeragePolicy | Non
             "wall_time_s": round(result.wall_time_s, 3), "simulation_wall_time_s": round(sim_wall, 3),
             "event_count": result.events, "n_jobs": result.n_jobs, "n_tasks": result.n_tasks,
             "n_job_specs": sim.workload.n_jobs, "unfinished_jobs": result.unfinished,
-            "tasks_broken": result.tasks_broken, "sim_end_s": result.sim_end_s, "epoch": sc.epoch.isoformat(),
+            "tasks_broken": result.tasks_broken, "job_specs_never_created": result.specs_never_created,
+            "sim_end_s": result.sim_end_s, "epoch": sc.epoch.isoformat(),
             "rows": counts, "jobs_by_status": status, "kpis": kpis, "platform_notes": sim.platform.notes,
             "config": json.loads(sc.model_dump_json()),
         }

@@ -44,9 +44,13 @@ class SiteView(Protocol):
     @property
     def assigned(self) -> int: ...
     @property
-    def starting(self) -> int: ...
+    def starting(self) -> int:
+        """Always 0 in gridtwin: jobs being fetched or set up by a pilot count as ``running``."""
+        ...
     @property
-    def defined(self) -> int: ...
+    def defined(self) -> int:
+        """Always 0 in gridtwin: a job is assigned or activated the moment it is created."""
+        ...
     @property
     def is_nucleus(self) -> bool: ...
 
@@ -91,7 +95,8 @@ class JobChunk:
 
 @runtime_checkable
 class BrokeragePolicy(Protocol):
-    """Choose queues for a chunk's jobs."""
+    """Choose queues for a chunk's jobs. A policy with state may also define ``reset()``, which the
+    simulation calls at the start of every run, so a reused object gives reproducible runs."""
 
     name: str
 

@@ -125,6 +125,10 @@ class PandaPolicy:
         self.params = params or PandaParams()
         self._throughput_w: dict[str, dict[str, float]] = {}
 
+    def reset(self) -> None:
+        """Forget what was cached from a previous run's grid (link weights per nucleus)."""
+        self._throughput_w.clear()
+
     def queue_cap(self, site: SiteView) -> float:
         """Maximum queued jobs before a queue is skipped: max(20, 2 x running)."""
         cap = self.params.queue_cap_factor * site.running

@@ -30,6 +30,10 @@ class RoundRobinPolicy:
     def __init__(self) -> None:
         self._next = 0
 
+    def reset(self) -> None:
+        """Start the cycle from the first queue again (called at the start of every run)."""
+        self._next = 0
+
     def assign(self, chunk: JobChunk, candidates: Sequence[SiteView], grid: GridView,
                rng: np.random.Generator) -> list[SiteView | None]:
         if not candidates:

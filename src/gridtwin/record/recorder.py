@@ -144,10 +144,11 @@ class RunRecorder:
         start_i = ms(pc.fill_null(start_ms.cast(pa.int64()), 0))
         end_i = ms(pc.fill_null(end_ms.cast(pa.int64()), 0))
         create_i = ms(create_ms.cast(pa.int64()))
-        wall = np.where(started, (end_i - start_i) / 1000.0, np.nan)
+        ended = started & ~np.isnan(t_end)  # jobs still in flight at the end of the run have no endtime
+        wall = np.where(ended, (end_i - start_i) / 1000.0, np.nan)
         queue = np.where(started, (start_i - create_i) / 1000.0, np.nan)
         with np.errstate(divide="ignore", invalid="ignore"):
-            eff = np.where(started & (wall > 0), cpu / wall, np.nan)
+            eff = np.where(ended & (wall > 0), cpu / wall, np.nan)
         ds = wl.dataset[task].astype(np.int64)
         dis = jobs.column("dis").astype(bool)
         dis_block = pc.if_else(
@@ -183,7 +184,8 @@ class RunRecorder:
             "endtime": end_ms,
             "modificationtime": _ts(jobs.column("t_mod"), self.epoch_ms),
             "cpuconsumptiontime": pa.array(cpu),
-            "hs06sec": pa.array(np.rint(jobs.column("cpu_s") * corepower).astype(np.int64)),
+            # as PanDA's JobUtils.getHS06sec: (endtime - starttime) x corepower x cores
+            "hs06sec": pa.array(np.rint(np.nan_to_num(wall) * corepower * cores).astype(np.int64), mask=~ended),
             "maxrss": pa.array(jobs.column("maxrss_kb"), mask=~started),
             "nevents": pa.array(np.where(finished, wl.nevents[spec], 0).astype(np.int64)),
             "ninputdatafiles": pa.array(wl.ninput[spec].astype(np.int32)),
@@ -201,7 +203,7 @@ class RunRecorder:
             "ddmerrorcode": pa.array(jobs.column("ddm_error")),
             "taskbuffererrorcode": pa.array(jobs.column("tb_error")),
             "pilottiming": pilottiming,
-            "wall_time": pa.array(wall, mask=~started),
+            "wall_time": pa.array(wall, mask=~ended),
             "queue_time": pa.array(queue, mask=~started),
             "cpu_eff": pa.array(eff, mask=np.isnan(eff)),
         }

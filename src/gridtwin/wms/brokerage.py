@@ -116,7 +116,7 @@ class TaskBrokerParams:
 
 
 class TaskBroker:
-    """Chooses a production task's nucleus: weight = 1/RW x locality (IO-intensive tasks) x free/total x
+    """Chooses a production task's nucleus: weight = 1/(RW+1) x locality (IO-intensive tasks) x free/total x
     min(cutoff, freeTB), weighted random. RW is the remaining work (core-hours) assigned to each nucleus."""
 
     def __init__(self, nuclei: list[SiteState], rse_free, rng: np.random.Generator,

@@ -29,7 +29,7 @@ class FailureRates:
 
     stagein: float = 0.01
     oom: float = 0.01
-    walltime: float = 0.002
+    walltime: float = 0.001
     payload: float = 0.05
     stageout: float = 0.005
     exe_codes: tuple[int, ...] = (65, 68, 85, 137)

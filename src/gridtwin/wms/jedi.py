@@ -45,6 +45,9 @@ class Jedi:
         """A task arrives: choose its nucleus (production), then generate a first chunk."""
         self.arrived += 1
         srv = self.server
+        if not srv.broker.static_candidates(task):
+            self.generate(task)  # marks the task broken; no nucleus, so no remaining work is booked
+            return
         if not self.is_user[task]:
             nuc = srv.choose_nucleus(task)
             self.nucleus[task] = nuc.index if nuc is not None else -1

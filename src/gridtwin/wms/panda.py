@@ -144,9 +144,14 @@ class PandaServer:
             self.engine.schedule(self.params.jedi.cycle_s, self._on_jedi_cycle)
 
     def _on_metrics(self, _=None) -> None:
-        self.metrics_sink(self.engine.now, self.states, self._storage_used)
+        # sample after everything else already due now (a JEDI cycle often is): a zero-delay event
+        # goes behind them in the heap, so ticks do not always see the queues just before brokering
+        self.engine.schedule(0.0, self._sample_metrics)
         if self.busy():
             self.engine.schedule(self.params.metrics_interval_s, self._on_metrics)
+
+    def _sample_metrics(self, _=None) -> None:
+        self.metrics_sink(self.engine.now, self.states, self._storage_used)
 
     # ------------------------------------------------------------------ storage
     def _storage_used(self, st: SiteState) -> int:
@@ -266,32 +271,36 @@ class PandaServer:
 
     # ------------------------------------------------------------------ dispatch
     def _dispatch(self, st: SiteState) -> None:
-        """Pilots take activated jobs by priority (then age) while cores are free; an 8-core job that does
-        not fit lets a 1-core job go first (backfill). Stale heap entries (closed jobs) are dropped here."""
+        """Pilots take activated jobs by priority (then age) while cores are free. A multi-core job that
+        does not fit lets 1-core jobs use the free cores (backfill) until it has waited
+        ``pilot.mcore_drain_after_s``; then the queue drains cores for it, as sites do for multi-core
+        pilots, so it cannot starve. Stale heap entries (closed jobs) are dropped here."""
         if not st.online:
             return
-        status = self.jobs.status
-        site = self.jobs.site
+        jobs = self.jobs
+        status = jobs.status
+        site = jobs.site
         sidx = st.index
         qs, qm = st.queue_score, st.queue_mcore
         pop = heapq.heappop
         activated = ACTIVATED
+        drain_after = self.params.pilot.mcore_drain_after_s
         while st.free_cores > 0:
             while qs and (status[qs[0][1]] != activated or site[qs[0][1]] != sidx):
                 pop(qs)
             while qm and (status[qm[0][1]] != activated or site[qm[0][1]] != sidx):
                 pop(qm)
-            if qm and (not qs or qm[0] < qs[0]):
+            if qm:
                 row = qm[0][1]
-                cores = self._cores[self._task[self.jobs.spec[row]]]
-                if cores <= st.free_cores:
+                cores = self._cores[self._task[jobs.spec[row]]]
+                starving = self.engine.now - jobs.t_mod[row] >= drain_after  # t_mod: when it was activated
+                if cores <= st.free_cores and (starving or not qs or qm[0] < qs[0]):
                     pop(qm)
                     self._start(row, st, cores)
-                elif qs:
-                    self._start(pop(qs)[1], st, 1)
-                else:
-                    return
-            elif qs:
+                    continue
+                if starving:
+                    return  # keep the free cores for it
+            if qs:
                 self._start(pop(qs)[1], st, 1)
             else:
                 return
@@ -491,6 +500,35 @@ class PandaServer:
         if st.downtimes == 0:
             st.online = st.site.status == "online"
             self._dispatch(st)
+
+    # ------------------------------------------------------------------ end of a run
+    def finish_run(self) -> None:
+        """At the end of a run, bring attempts still in flight up to date: log the phases they reached
+        by now (sent, starting, running) and set their status and start time to match."""
+        jobs = self.jobs
+        now = self.engine.now
+        for st in self.states:
+            for row, a in sorted(st.running_jobs.items()):
+                t0 = jobs.t_sent[row]
+                jobs.log(row, t0, SENT, st.index)
+                status, t_mod = SENT, t0
+                t_start = t0 + a.getjob
+                if t_start <= now:
+                    jobs.t_start[row] = t_start
+                    jobs.log(row, t_start, STARTING, st.index)
+                    status, t_mod = STARTING, t_start
+                    t_run = t_start + a.setup + a.stagein
+                    if t_run <= now and (a.kind != F.STAGEIN or a.exe > 0):
+                        jobs.log(row, t_run, RUNNING, st.index)
+                        status, t_mod = RUNNING, t_run
+                jobs.record_attempt(row, truncate(a, now - t0, a.cores))
+                jobs.status[row] = status
+                jobs.t_mod[row] = t_mod
+
+    def specs_never_created(self) -> int:
+        """Job specs for which no job was ever created (broken tasks, or still pending at the end)."""
+        created = np.unique(self.jobs.column("spec")).size if len(self.jobs) else 0
+        return self.wl.n_jobs - created
 
     # ------------------------------------------------------------------ summaries
     def counts_by_status(self) -> dict[str, int]:

@@ -19,6 +19,8 @@ class PilotParams:
     getjob_s: float = 15.0
     setup_s: float = 60.0
     jitter: bool = True
+    mcore_drain_after_s: float = 3600.0
+    """How long a multi-core job lets 1-core jobs backfill before its queue drains cores for it."""
 
 
 @dataclass(slots=True)
@@ -86,8 +88,9 @@ def run_attempt(
         pe = F.PAYLOAD_OUT_OF_MEMORY
         rss = int(max(maxrss_kb, memory_limit_kb))
     elif kind == F.WALLTIME:
-        # killed by the batch system when the job's wall time reaches the queue's maxtime
-        exe = max(0.0, min(exe_full, maxtime_s - (pre - getjob_s)))
+        # killed by the batch system when the job's wall time reaches the queue's maxtime: either its
+        # work needs longer, or (a random 1213) the payload hung or looped until the limit
+        exe = max(0.0, maxtime_s - (pre - getjob_s))
         so = 0.0
         pe = F.REACHED_MAX_TIME
     elif kind == F.PAYLOAD:

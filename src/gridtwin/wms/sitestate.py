@@ -4,6 +4,7 @@ read-only views of it that brokerage policies receive."""
 from __future__ import annotations
 
 from operator import attrgetter
+from types import MappingProxyType
 
 from gridtwin.platform.model import Link, Platform, Site
 from gridtwin.policies.base import JobChunk
@@ -120,7 +121,7 @@ class Grid:
 
     def queued_files_to(self, dst) -> dict[str, int]:
         """Files queued on links into ``dst``, by source ATLAS site (links with none may be absent)."""
-        return self._queued_to.get(dst.atlas_site, {})
+        return MappingProxyType(self._queued_to.get(dst.atlas_site, {}))
 
     def link_queued_files(self, src, dst) -> int:
         return self.link_queued.get((src.atlas_site, dst.atlas_site), 0)
