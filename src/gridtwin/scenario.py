@@ -61,6 +61,7 @@ def build_platform(sc: Scenario) -> Platform:
     for rse in platform.rses.values():
         if rse.rse_type == "DISK" and rse.used_bytes == 0 and "SCRATCH" not in rse.name:
             rse.used_bytes = int(rse.capacity_bytes * sc.storage.initial_fill)
+    platform.derive_rse_attributes()
     platform.validate()
     return platform
 

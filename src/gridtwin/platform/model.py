@@ -160,6 +160,22 @@ class Platform:
         """The DISK RSEs associated with a queue, in the queue's order."""
         return [self.rses[r] for r in site.rses if r in self.rses and self.rses[r].rse_type == "DISK"]
 
+    def derive_rse_attributes(self) -> None:
+        """Give RSEs the attributes RSE expressions match on (``tier``, ``cloud``, ``country``) from
+        the queues that use them, unless already set; an RSE shared by queues of several tiers takes
+        the lowest tier number."""
+        for _, site in sorted(self.sites.items()):
+            for r in site.rses:
+                rse = self.rses.get(r)
+                if rse is None:
+                    continue
+                a = rse.attributes
+                if "tier" not in a or int(a["tier"]) > site.tier:
+                    a["tier"] = str(site.tier)
+                a.setdefault("cloud", site.cloud)
+                if site.country:
+                    a.setdefault("country", site.country)
+
     def validate(self) -> None:
         """Cross-checks: every queue's RSEs exist, link endpoints are known sites."""
         if not self.sites:
