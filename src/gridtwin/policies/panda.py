@@ -220,19 +220,19 @@ class PandaPolicy:
         queued = [s.activated + s.starting + (s.assigned if chunk.prodsourcelabel == "user" else 0) for s in sites]
         caps = [self.queue_cap(s) for s in sites]
         out: list[SiteView | None] = []
+        n = len(sites)
+        eligible = [queued[i] <= caps[i] for i in range(n)]
+        eff = [w[i] if eligible[i] else 0.0 for i in range(n)]  # weights of eligible sites, 0 elsewhere
         draws = rng.random(chunk.n_jobs).tolist()
         for u in draws:
-            total = 0.0
-            for i in range(len(sites)):
-                if queued[i] <= caps[i]:
-                    total += w[i]
+            total = sum(eff)  # C-level sum in index order; adding the zeros changes nothing
             if total <= 0.0:
                 out.append(None)
                 continue
             x = u * total
             pick = -1
-            for i in range(len(sites)):
-                if queued[i] <= caps[i]:
+            for i in range(n):
+                if eligible[i]:
                     pick = i
                     x -= w[i]
                     if x <= 0.0:
@@ -240,5 +240,10 @@ class PandaPolicy:
             q = queued[pick]
             w[pick] *= (q + 1) / (q + 2)
             queued[pick] = q + 1
+            if q + 1 > caps[pick]:
+                eligible[pick] = False
+                eff[pick] = 0.0
+            else:
+                eff[pick] = w[pick]
             out.append(sites[pick])
         return out
