@@ -17,6 +17,7 @@ sequences of resources and need no change in the models.
 
 from __future__ import annotations
 
+import heapq
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Sequence
@@ -174,3 +175,42 @@ class FlowModel(ABC):
     @abstractmethod
     def active(self) -> int:
         """Flows started and neither completed nor cancelled (latency phase included)."""
+
+
+class EarliestEvent:
+    """One pending engine event at the earliest valid entry of a heap of ``(time, seq, version, flow)``.
+
+    Rates change at every start and finish, so heap entries go stale (``is_valid`` says which are
+    current); rather than removing them, stale heads are dropped here and the single engine event is
+    moved only when the earliest valid time changed.
+    """
+
+    __slots__ = ("callback", "engine", "handle", "is_valid", "time")
+
+    def __init__(self, engine: Engine, callback: Callable[[object], object],
+                 is_valid: Callable[[tuple], bool]) -> None:
+        self.engine = engine
+        self.callback = callback
+        self.is_valid = is_valid
+        self.handle: int | None = None
+        self.time = math.inf
+
+    def fired(self) -> None:
+        """Call at the start of the callback: the event has run and is no longer pending."""
+        self.handle = None
+        self.time = math.inf
+
+    def reschedule(self, heap: list) -> None:
+        """Point the engine event at the heap's earliest valid entry (or at nothing)."""
+        valid = self.is_valid
+        while heap and not valid(heap[0]):
+            heapq.heappop(heap)
+        t = heap[0][0] if heap else math.inf
+        if t == self.time:
+            return
+        if self.handle is not None:
+            self.engine.cancel(self.handle)
+            self.handle = None
+        self.time = t
+        if heap:
+            self.handle = self.engine.schedule_at(max(t, self.engine.now), self.callback, None)

@@ -34,7 +34,15 @@ import math
 from collections.abc import Sequence
 
 from gridtwin.kernel.engine import Engine, EventHandle
-from gridtwin.network.flow import TCP_GAMMA_BYTES, CompletionCallback, FlowId, FlowModel, Resource, route_latency
+from gridtwin.network.flow import (
+    TCP_GAMMA_BYTES,
+    CompletionCallback,
+    EarliestEvent,
+    FlowId,
+    FlowModel,
+    Resource,
+    route_latency,
+)
 
 _LATENT, _LOCAL, _TRANSIT, _DONE = 0, 1, 2, 3
 
@@ -118,8 +126,8 @@ class LinkSharing(FlowModel):
         self._res: dict[Resource, _Res] = {}
         self._seq = 0
         self._theap: list[tuple[float, int, int, _Flow]] = []  # transit finishes: (time, seq, version, flow)
-        self._tevent: EventHandle | None = None
-        self._tevent_time = math.inf
+        self._tevent = EarliestEvent(engine, self._on_transit_event,
+                                     lambda e: e[3].state == _TRANSIT and e[2] == e[3].version)
 
     # ------------------------------------------------------------------ public API
     def start(self, flow_id: FlowId, route: Sequence[Resource], size_bytes: float) -> None:
@@ -339,24 +347,12 @@ class LinkSharing(FlowModel):
 
     def _schedule_transit(self) -> None:
         """Keep one engine event at the earliest valid transit finish (stale heap entries are skipped)."""
-        heap = self._theap
-        while heap and (heap[0][3].state != _TRANSIT or heap[0][2] != heap[0][3].version):
-            heapq.heappop(heap)
-        t = heap[0][0] if heap else math.inf
-        if t == self._tevent_time:
-            return
-        if self._tevent is not None:
-            self.engine.cancel(self._tevent)
-            self._tevent = None
-        self._tevent_time = t
-        if heap:
-            self._tevent = self.engine.schedule_at(max(t, self.engine.now), self._on_transit_event, None)
+        self._tevent.reschedule(self._theap)
 
     def _on_transit_event(self, _: object) -> None:
         """Complete every transit flow whose current finish time has come."""
         now = self.engine.now
-        self._tevent = None
-        self._tevent_time = math.inf
+        self._tevent.fired()
         heap = self._theap
         done: list[_Flow] = []
         while heap and heap[0][0] <= now:

@@ -30,8 +30,16 @@ import math
 from collections.abc import Sequence
 
 from gridtwin.errors import ConfigError
-from gridtwin.kernel.engine import Engine, EventHandle
-from gridtwin.network.flow import TCP_GAMMA_BYTES, CompletionCallback, FlowId, FlowModel, Resource, route_latency
+from gridtwin.kernel.engine import Engine
+from gridtwin.network.flow import (
+    TCP_GAMMA_BYTES,
+    CompletionCallback,
+    EarliestEvent,
+    FlowId,
+    FlowModel,
+    Resource,
+    route_latency,
+)
 
 LV08_WEIGHT_S = 20537.0
 """SimGrid's ``network/weight-S`` for LV08: the payload, bytes, used to weight flows by their RTT."""
@@ -92,8 +100,7 @@ class MaxMin(FlowModel):
         self._res: dict[Resource, _MRes] = {}
         self._seq = 0
         self._heap: list[tuple[float, int, int, _MFlow]] = []  # (finish time, seq, version, flow)
-        self._event: EventHandle | None = None
-        self._event_time = math.inf
+        self._event = EarliestEvent(engine, self._on_event, lambda e: e[3].state == _ACTIVE and e[2] == e[3].version)
         self.solves = 0
         """Component solves run so far (for benchmarks)."""
 
@@ -204,24 +211,12 @@ class MaxMin(FlowModel):
 
     def _schedule(self) -> None:
         """Keep one engine event at the earliest valid finish time."""
-        heap = self._heap
-        while heap and (heap[0][3].state != _ACTIVE or heap[0][2] != heap[0][3].version):
-            heapq.heappop(heap)
-        t = heap[0][0] if heap else math.inf
-        if t == self._event_time:
-            return
-        if self._event is not None:
-            self.engine.cancel(self._event)
-            self._event = None
-        self._event_time = t
-        if heap:
-            self._event = self.engine.schedule_at(max(t, self.engine.now), self._on_event, None)
+        self._event.reschedule(self._heap)
 
     def _on_event(self, _: object) -> None:
         """Complete every flow whose current finish time has come, then re-solve what they left."""
         now = self.engine.now
-        self._event = None
-        self._event_time = math.inf
+        self._event.fired()
         heap = self._heap
         done: list[_MFlow] = []
         seeds: dict[_MRes, None] = {}
