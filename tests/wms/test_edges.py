@@ -4,6 +4,7 @@ tasks, hs06sec, and a policy object reused across runs."""
 from __future__ import annotations
 
 import pyarrow.parquet as pq
+import pytest
 from helpers_core import ANALYSIS, TaskSpec, make_scenario, make_site, make_workload, run_with, simulation_with
 
 from gridtwin.wms.states import JobStatus as S
@@ -28,33 +29,23 @@ def test_jobs_in_flight_at_the_horizon_are_recorded_as_they_are(tmp_path):
         assert j["queue_time"] == 10.0
 
 
-def test_a_waiting_8_core_job_drains_cores_after_the_threshold():
+@pytest.mark.parametrize(("drain_after_s", "mcore_start"), [(500.0, 1000.0), (1e9, 2000.0)])
+def test_a_waiting_8_core_job_drains_cores_after_the_threshold(drain_after_s, mcore_start):
     # 8 cores. 16 one-core analysis jobs of 1000 s (priority 1000) and one 8-core job (priority 900)
-    # arriving at 1 s. Without a drain rule, the 1-core jobs would always go first. With
-    # mcore_drain_after_s = 500: at 1000 s the first wave ends, the 8-core job has waited 999 s > 500,
-    # so the 8 freed cores are kept for it: it starts at 1000 s, before the second 1-core wave.
+    # arriving at 1 s. With mcore_drain_after_s = 500: at 1000 s the first wave ends, the 8-core job
+    # has waited 999 s > 500, so the 8 freed cores are kept for it: it starts at 1000 s and the second
+    # 1-core wave at 2000 s. Without draining (1e9 s) the 1-core jobs go first and it starts at 2000 s.
     sc = make_scenario([make_site("Q")], pilot={"getjob_s": 0, "setup_s": 0, "jitter": False,
-                                                "mcore_drain_after_s": 500})
+                                                "mcore_drain_after_s": drain_after_s})
     wl = make_workload([TaskSpec(works=[10000.0] * 16, priority=1000, category=ANALYSIS),
                         TaskSpec(works=[80000.0], corecount=8, arrival=1.0, walltime_estimate_s=1000.0)])
     sim = simulation_with(sc, wl)
     sim.run()
     jobs = sim.server.jobs
     starts = {int(jobs.spec[r]): jobs.t_start[r] for r in range(len(jobs))}
-    assert starts[16] == 1000.0  # the 8-core job
-    assert sorted(starts[i] for i in range(16)) == [0.0] * 8 + [2000.0] * 8
-
-
-def test_without_drain_the_8_core_job_waits_for_the_1_core_jobs():
-    sc = make_scenario([make_site("Q")], pilot={"getjob_s": 0, "setup_s": 0, "jitter": False,
-                                                "mcore_drain_after_s": 1e9})
-    wl = make_workload([TaskSpec(works=[10000.0] * 16, priority=1000, category=ANALYSIS),
-                        TaskSpec(works=[80000.0], corecount=8, arrival=1.0, walltime_estimate_s=1000.0)])
-    sim = simulation_with(sc, wl)
-    sim.run()
-    jobs = sim.server.jobs
-    starts = {int(jobs.spec[r]): jobs.t_start[r] for r in range(len(jobs))}
-    assert starts[16] == 2000.0
+    assert starts[16] == mcore_start  # the 8-core job
+    second_wave = 2000.0 if mcore_start == 1000.0 else 1000.0
+    assert sorted(starts[i] for i in range(16)) == [0.0] * 8 + [second_wave] * 8
 
 
 def test_broken_task_books_no_remaining_work_and_is_reported(tmp_path):
