@@ -35,7 +35,6 @@ from collections.abc import Sequence
 
 from gridtwin.kernel.engine import Engine, EventHandle
 from gridtwin.network.flow import (
-    TCP_GAMMA_BYTES,
     CompletionCallback,
     EarliestEvent,
     FlowId,
@@ -106,22 +105,9 @@ class _Res:
 class LinkSharing(FlowModel):
     """Per-resource processor sharing with a TCP-window cap; see the module docstring."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        on_complete: CompletionCallback,
-        *,
-        bandwidth_factor: float = 0.97,
-        latency_factor: float = 13.01,
-        window_bytes: float = TCP_GAMMA_BYTES,
-    ) -> None:
-        super().__init__(
-            engine,
-            on_complete,
-            bandwidth_factor=bandwidth_factor,
-            latency_factor=latency_factor,
-            window_bytes=window_bytes,
-        )
+    def __init__(self, engine: Engine, on_complete: CompletionCallback, **factors: float) -> None:
+        """``factors``: ``bandwidth_factor``, ``latency_factor``, ``window_bytes`` (see :class:`FlowModel`)."""
+        super().__init__(engine, on_complete, **factors)
         self._flows: dict[FlowId, _Flow] = {}
         self._res: dict[Resource, _Res] = {}
         self._seq = 0

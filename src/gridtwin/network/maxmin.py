@@ -32,7 +32,6 @@ from collections.abc import Sequence
 from gridtwin.errors import ConfigError
 from gridtwin.kernel.engine import Engine
 from gridtwin.network.flow import (
-    TCP_GAMMA_BYTES,
     CompletionCallback,
     EarliestEvent,
     FlowId,
@@ -76,23 +75,10 @@ class _MRes:
 class MaxMin(FlowModel):
     """Weighted multi-resource max-min sharing, LV08 corrections; see the module docstring."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        on_complete: CompletionCallback,
-        *,
-        bandwidth_factor: float = 0.97,
-        latency_factor: float = 13.01,
-        window_bytes: float = TCP_GAMMA_BYTES,
-        weight_s: float = LV08_WEIGHT_S,
-    ) -> None:
-        super().__init__(
-            engine,
-            on_complete,
-            bandwidth_factor=bandwidth_factor,
-            latency_factor=latency_factor,
-            window_bytes=window_bytes,
-        )
+    def __init__(self, engine: Engine, on_complete: CompletionCallback, *, weight_s: float = LV08_WEIGHT_S,
+                 **factors: float) -> None:
+        """``weight_s``: SimGrid's RTT weight payload; ``factors`` as for :class:`FlowModel`."""
+        super().__init__(engine, on_complete, **factors)
         if not 0 <= weight_s < math.inf:
             raise ConfigError(f"network: weight_s must be >= 0, got {weight_s}")
         self.weight_s = float(weight_s)

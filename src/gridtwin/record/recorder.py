@@ -104,10 +104,17 @@ class RunRecorder:
             cands = server._rse_by_atlas.get(st.atlas_site, [])
             self.dest_rse_site.append(next((r for r in cands if "DATADISK" in r), cands[0] if cands else None))
         self.scratch_site = [st.scratch_rse or None for st in states]
+        self._dest: tuple[pa.Array, pa.Array] | None = None
 
     # -------------------------------------------------------------- jobs
     def _destinations(self) -> tuple[pa.Array, pa.Array]:
-        """destinationdblock (``<task output>_sub<id>``) and destinationse per job."""
+        """destinationdblock (``<task output>_sub<id>``) and destinationse per job (built once: jobs and
+        job_files both need them)."""
+        if self._dest is None:
+            self._dest = self._build_destinations()
+        return self._dest
+
+    def _build_destinations(self) -> tuple[pa.Array, pa.Array]:
         wl = self.srv.wl
         nuc = self.nucleus_task[self.task] if self.n else np.zeros(0, np.int64)
         is_user = np.array([c.prodsourcelabel == "user" for c in CATEGORIES])[wl.category[self.task]]
