@@ -165,6 +165,80 @@ class StorageConfig(_Strict):
     initial_fill: float = Field(0.6, ge=0, le=1)
 
 
+class OptimizerConfig(_Strict):
+    """FTS optimizer of every link (FTS defaults)."""
+
+    mode: Literal["conservative", "normal", "aggressive"] = "conservative"
+    min_active: int = Field(2, ge=1)
+    max_active: int | None = Field(None, ge=1)
+    se_limit: int = Field(60, ge=1)
+    tick_s: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _range(self) -> OptimizerConfig:
+        if self.max_active is not None and self.max_active < self.min_active:
+            raise ValueError(f"max_active ({self.max_active}) is below min_active ({self.min_active})")
+        return self
+
+
+class TapeConfig(_Strict):
+    drives: int = Field(8, ge=1)
+    drive_rate_mbps: float = Field(300.0, gt=0)
+    mount_s: float = Field(120.0, ge=0)
+
+
+class RuleConfig(_Strict):
+    """A replication rule the scenario creates at ``at_h`` on every input dataset matching ``did``."""
+
+    did: str
+    """``scope:name`` pattern with shell wildcards, e.g. ``mc23_13p6TeV:*DAOD_PHYS.*``."""
+    rse_expression: str
+    copies: int = Field(1, ge=1)
+    grouping: Literal["ALL", "DATASET", "NONE"] = "DATASET"
+    lifetime_h: float | None = Field(None, gt=0)
+    activity: str = "Data Rebalancing"
+    account: str = "root"
+    at_h: float = Field(0.0, ge=0)
+
+
+class PlacementConfig(_Strict):
+    policy: str = "none"
+    """none, popularity, diskless-cache, or module:Class."""
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class DdmConfig(_Strict):
+    """Data management: rules, transfers over the network model, reaper, tape."""
+
+    enabled: bool = True
+    flow_model: Literal["linksharing", "maxmin"] = "linksharing"
+    source_selection: str = "closeness"
+    submitter_interval_s: float = Field(30.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=100)
+    failure_rate: float = Field(0.03, ge=0, lt=1)
+    reason_weights: list[float] = Field(default_factory=lambda: [0.4, 0.3, 0.2, 0.1])
+    dis_lifetime_h: float = Field(168.0, gt=0)
+    release_dis_at_job_end: bool = True
+    tombstone_delay_h: float = Field(0.0, ge=0)
+    high_watermark: float = Field(0.95, ge=0, le=1)
+    low_watermark: float = Field(0.90, ge=0, le=1)
+    direct_read_mbps: float = Field(10.0, gt=0)
+    tape_only_fraction: float = Field(0.1, ge=0, le=1)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    tape: TapeConfig = Field(default_factory=TapeConfig)
+    rules: list[RuleConfig] = Field(default_factory=list)
+    placement: PlacementConfig = Field(default_factory=PlacementConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> DdmConfig:
+        if self.low_watermark > self.high_watermark:
+            raise ValueError(f"low_watermark ({self.low_watermark}) is above high_watermark ({self.high_watermark})")
+        if len(self.reason_weights) != 4 or min(self.reason_weights) < 0 or sum(self.reason_weights) <= 0:
+            raise ValueError("reason_weights must be 4 weights >= 0 with a positive sum (timeout, performance "
+                             "marker, checksum, permission)")
+        return self
+
+
 class Scenario(_Strict):
     """A whole run: platform, workload, policies and knobs."""
 
@@ -182,6 +256,7 @@ class Scenario(_Strict):
     failures: FailureConfig = Field(default_factory=FailureConfig)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    ddm: DdmConfig = Field(default_factory=DdmConfig)
     downtimes: list[DowntimeConfig] = Field(default_factory=list)
 
     @field_validator("epoch")
@@ -289,8 +364,28 @@ failures:                    # per-attempt probabilities; memory and walltime li
   exe_code_weights: [0.6, 0.2, 0.1, 0.1]
   max_attempts: 3
 
-network: {stream_rate_mbps: 100, lan_rate_mbps: 200, wan_overhead_s: 60}
+network: {stream_rate_mbps: 100, lan_rate_mbps: 200, wan_overhead_s: 60}  # pilot copies; WAN terms if ddm is off
 storage: {initial_fill: 0.6}  # DATADISK fill at the start
+
+ddm:
+  enabled: true              # false: fixed-delay transfers, no shared links (the simulation core's model)
+  flow_model: linksharing    # or maxmin (SimGrid LV08 semantics; slower)
+  source_selection: closeness  # or queue-aware, or module:Class
+  submitter_interval_s: 30
+  max_retries: 3             # then the lock is STUCK and the job fails (ddmerrorcode 100 input, 200 output)
+  failure_rate: 0.03         # FTS attempt failures, with reasons weighted:
+  reason_weights: [0.4, 0.3, 0.2, 0.1]  # timeout, performance marker, checksum, permission
+  dis_lifetime_h: 168        # _dis rules (PanDA setupper)
+  release_dis_at_job_end: true
+  tombstone_delay_h: 0
+  high_watermark: 0.95       # reaper: clean an RSE above 95% full down to 90%
+  low_watermark: 0.90
+  direct_read_mbps: 10       # per-job remote streaming rate at direct-access queues
+  tape_only_fraction: 0.1    # production inputs that live only on Tier-1 tape
+  optimizer: {mode: conservative, min_active: 2, max_active: null, se_limit: 60, tick_s: 60}
+  tape: {drives: 8, drive_rate_mbps: 300, mount_s: 120}
+  rules: []                  # e.g. [{did: "data23*:*", rse_expression: "tier=1&type=DATADISK", copies: 1, at_h: 2}]
+  placement: {policy: none, options: {}}  # popularity ({threshold: 20}), diskless-cache, or module:Class
 
 downtimes: []                # e.g. [{site: BNL, start_h: 6, end_h: 10}] (a queue or an ATLAS site)
 """

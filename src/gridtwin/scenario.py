@@ -3,6 +3,7 @@ write the record folder. Everything the CLI does is reachable from here (``run_s
 
 from __future__ import annotations
 
+import fnmatch
 import gc
 import json
 import math
@@ -15,7 +16,13 @@ from typing import Any
 
 from gridtwin import __version__
 from gridtwin.config import Scenario
-from gridtwin.ddm.catalog import ReplicaCatalog, place_initial_replicas
+from gridtwin.ddm.catalog import Catalog, place_initial_replicas
+from gridtwin.ddm.conveyor import ConveyorParams, TapeParams
+from gridtwin.ddm.fts_optimizer import OptimizerParams
+from gridtwin.ddm.judge import JudgeParams
+from gridtwin.ddm.reaper import ReaperParams
+from gridtwin.ddm.rse_expression import resolve_rse_expression
+from gridtwin.ddm.rucio import DdmParams, RucioServer
 from gridtwin.errors import ConfigError, PolicyError
 from gridtwin.kernel import Engine, RandomStreams
 from gridtwin.network.plain import PlainBandwidth
@@ -25,7 +32,7 @@ from gridtwin.platform.netmatrix import load_atlas_snapshot
 from gridtwin.platform.wlcg import build_wlcg_like
 from gridtwin.policies.base import BrokeragePolicy
 from gridtwin.policies.panda import PandaParams, PandaPolicy
-from gridtwin.policies.registry import make_policy
+from gridtwin.policies.registry import make_plugin, make_policy
 from gridtwin.record.recorder import RunRecorder, SiteMetricsRecorder
 from gridtwin.wms.brokerage import TaskBrokerParams
 from gridtwin.wms.failures import FailureRates
@@ -155,6 +162,54 @@ def wms_params(sc: Scenario) -> WmsParams:
     )
 
 
+def ddm_params(sc: Scenario) -> DdmParams:
+    d = sc.ddm
+    o = d.optimizer
+    return DdmParams(
+        flow_model=d.flow_model,
+        conveyor=ConveyorParams(
+            submitter_interval_s=d.submitter_interval_s, max_retries=d.max_retries, failure_rate=d.failure_rate,
+            reason_weights=tuple(d.reason_weights),
+            optimizer=OptimizerParams(tick_s=o.tick_s, min_active=o.min_active, max_active=o.max_active,
+                                      se_limit=o.se_limit, mode=o.mode),
+            tape=TapeParams(drives=d.tape.drives, drive_rate_bps=d.tape.drive_rate_mbps * 1e6,
+                            mount_s=d.tape.mount_s)),
+        reaper=ReaperParams(high_watermark=d.high_watermark, low_watermark=d.low_watermark),
+        judge=JudgeParams(tombstone_delay_s=d.tombstone_delay_h * 3600.0),
+        dis_lifetime_s=d.dis_lifetime_h * 3600.0,
+        release_dis_at_job_end=d.release_dis_at_job_end,
+        direct_read_bps=d.direct_read_mbps * 1e6,
+    )
+
+
+def scenario_rules(sc: Scenario, platform: Platform, catalog: Catalog) -> list[tuple[float, int, dict]]:
+    """The scenario's rules as (time, dataset, arguments), checked now: an RSE expression that does not
+    parse or matches no RSE, or a DID pattern matching no input dataset, is a ConfigError."""
+    out = []
+    for i, r in enumerate(sc.ddm.rules):
+        where = f"ddm.rules[{i}]"
+        try:
+            names = resolve_rse_expression(r.rse_expression, platform.rses)
+        except ConfigError as e:
+            raise ConfigError(f"{where}.rse_expression: {e}") from None
+        if r.copies > len(names):
+            raise ConfigError(f"{where}.copies: {r.copies} copies asked, but \"{r.rse_expression}\" matches only "
+                              f"{len(names)} RSE(s): {', '.join(names[:5])}")
+        dids = [d for d in range(len(catalog)) if fnmatch.fnmatchcase(
+            f"{catalog.ds_scopes[d]}:{catalog.ds_names[d]}", r.did)]
+        if not dids:
+            ex = f"{catalog.ds_scopes[0]}:{catalog.ds_names[0]}" if len(catalog) else "none"
+            raise ConfigError(f"{where}.did: pattern {r.did!r} matches no input dataset (e.g. {ex})")
+        from gridtwin.ddm.requests import ACTIVITIES
+
+        if r.activity not in ACTIVITIES:
+            raise ConfigError(f"{where}.activity: unknown activity {r.activity!r}; known: {', '.join(ACTIVITIES)}")
+        args = dict(copies=r.copies, lifetime_s=None if r.lifetime_h is None else r.lifetime_h * 3600.0,
+                    activity=r.activity, grouping=r.grouping, account=r.account)
+        out.extend((r.at_h * 3600.0, d, {"rse_expression": r.rse_expression, **args}) for d in dids)
+    return out
+
+
 @dataclass
 class RunResult:
     """What a run produced: where, how much, how fast, and its KPIs."""
@@ -186,6 +241,15 @@ class Simulation:
         if callable(getattr(self.policy, "reset", None)):
             self.policy.reset()  # a policy object reused across runs starts each run afresh
         self.streams = RandomStreams(sc.seed)
+        self.placement = None
+        if sc.ddm.enabled:
+            try:
+                self.placement = make_plugin("placement", sc.ddm.placement.policy, sc.ddm.placement.options)
+                self.selector = make_plugin("source selection", sc.ddm.source_selection)
+            except PolicyError as e:
+                raise PolicyError(f"ddm: {e}") from None
+            if callable(getattr(self.placement, "setup", None)):
+                self.placement.setup(self.platform)  # may add cache RSEs
         w = sc.workload
         self.workload = generate_workload(
             WorkloadParams(scale=w.scale, duration_s=w.duration_h * 3600.0, n_users=w.n_users,
@@ -194,11 +258,52 @@ class Simulation:
         check_platform_storage(self.platform)
         self.engine = Engine()
         site_names = sorted(self.platform.sites)
-        self.catalog = ReplicaCatalog(self.platform, site_names)
-        place_initial_replicas(self.catalog, self.workload.datasets, self.streams.stream("replicas"))
+        self.catalog = Catalog(self.platform, site_names)
+        place_initial_replicas(self.catalog, self.workload.datasets, self.streams.stream("replicas"),
+                               tape_only_fraction=sc.ddm.tape_only_fraction if sc.ddm.enabled else 0.0)
         self.metrics = SiteMetricsRecorder()
+        self.ddm: RucioServer | None = None
+        self.rules: list[tuple[float, int, dict]] = []
+        if sc.ddm.enabled:
+            self.rules = scenario_rules(sc, self.platform, self.catalog)
+            self.ddm = RucioServer(self.engine, self.platform, self.catalog, ddm_params(sc), self.streams,
+                                   self.selector)
+            self.ddm.set_placement(self.placement)
         self.server = PandaServer(self.engine, self.platform, self.workload, self.catalog, self.policy,
-                                  wms_params(sc), self.streams, self.downtimes, self.metrics)
+                                  wms_params(sc), self.streams, self.downtimes, self.metrics, self.ddm)
+        if self.ddm is not None:
+            self.ddm.conveyor.queued_hook = self.server.grid.add_queued_files
+            for t, d, args in self.rules:
+                self.engine.schedule_at(t, self._add_rule, (d, args))
+
+    def _add_rule(self, item: tuple[int, dict]) -> None:
+        d, args = item
+        self.ddm.add_dataset_rule(d, args.pop("rse_expression"), **args)
+
+    def ddm_summary(self) -> dict[str, Any] | None:
+        """Counts of the data-management layer for run.json (None when it is off)."""
+        d = self.ddm
+        if d is None:
+            return None
+        c = d.conveyor
+        from gridtwin.ddm.judge import rule_states
+
+        return {
+            "flow_model": self.scenario.ddm.flow_model, "requests": len(d.requests), "transfers_done": c.n_done,
+            "attempts_failed": c.n_failed_attempts, "requests_stuck": c.n_stuck,
+            "requests_unfinished": c.in_flight, "bytes_delivered": c.bytes_delivered,
+            "rules_by_state": rule_states(d.judge.rules), "links_used": len(c.link_list),
+            "reaper_passes": d.reaper.passes, "replicas_deleted": len(d.reaper.d_fid),
+            "bytes_deleted": int(sum(d.reaper.d_bytes)), "outputs_refused_no_space": d.n_outputs_refused,
+            "jobs_failed_input_stuck": self.server.n_input_stuck,
+            "jobs_failed_output_stuck": self.server.n_output_stuck,
+            "file_replicas": self.catalog.n_file_replicas(),
+            "placement": getattr(self.placement, "name", None), "source_selection": self.selector.name,
+        }
+
+    def busy(self) -> bool:
+        """Whether jobs or transfers are still under way."""
+        return self.server.busy() or (self.ddm is not None and self.ddm.busy())
 
     @property
     def horizon_s(self) -> float:
@@ -222,9 +327,11 @@ class Simulation:
                 eng.run(until=min(horizon, eng.now + step_s))
                 if progress is not None:
                     progress(eng.now, horizon)
-                if not self.server.busy() and eng.peek() == math.inf:
+                if not self.busy():
                     break
             self.server.finish_run()
+            if self.ddm is not None:
+                self.ddm.sample(eng.now)  # the last link-metrics sample covers the end of the run
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -276,6 +383,11 @@ def run_scenario(sc: Scenario, out: Path, *, policy: str | BrokeragePolicy | Non
     try:
         rec = RunRecorder(sim.server, sim.platform, _epoch_ms(sc))
         counts = rec.write(partial, sim.metrics, None if progress is None else (lambda name: progress(name, 1, 1)))
+        if sim.ddm is not None:
+            from gridtwin.record.rucio import RucioRecorder
+
+            counts.update(RucioRecorder(sim.ddm, rec).write(
+                partial, None if progress is None else (lambda name: progress(name, 1, 1))))
         srv = sim.server
         status = srv.counts_by_status()
         from gridtwin.analytics.kpi import compute_kpis
@@ -296,6 +408,7 @@ def run_scenario(sc: Scenario, out: Path, *, policy: str | BrokeragePolicy | Non
             "tasks_broken": result.tasks_broken, "job_specs_never_created": result.specs_never_created,
             "sim_end_s": result.sim_end_s, "epoch": sc.epoch.isoformat(),
             "rows": counts, "jobs_by_status": status, "kpis": kpis, "platform_notes": sim.platform.notes,
+            "ddm": sim.ddm_summary(),
             "config": json.loads(sc.model_dump_json()),
         }
         (partial / "run.json").write_text(json.dumps(run_json, indent=2, sort_keys=True) + "\n")

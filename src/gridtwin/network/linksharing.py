@@ -72,6 +72,7 @@ class _Res:
         "cap_total",
         "event",
         "event_flow",
+        "event_target",
         "event_time",
         "heap",
         "local_cap",
@@ -99,7 +100,8 @@ class _Res:
         self.transit_sum = 0.0
         self.event: EventHandle | None = None
         self.event_flow: _Flow | None = None  # the head flow the pending event will complete
-        self.event_time = math.inf
+        self.event_time = math.inf  # when the pending engine event fires
+        self.event_target = math.inf  # when the head flow finishes at the current rate (>= event_time)
 
 
 class LinkSharing(FlowModel):
@@ -111,6 +113,7 @@ class LinkSharing(FlowModel):
         self._flows: dict[FlowId, _Flow] = {}
         self._res: dict[Resource, _Res] = {}
         self._seq = 0
+        self._latent: dict[tuple, list[_Flow]] = {}  # (activation time, route) -> flows paying their latency
         self._theap: list[tuple[float, int, int, _Flow]] = []  # transit finishes: (time, seq, version, flow)
         self._tevent = EarliestEvent(engine, self._on_transit_event,
                                      lambda e: e[3].state == _TRANSIT and e[2] == e[3].version)
@@ -125,7 +128,14 @@ class LinkSharing(FlowModel):
         # fast path for the default one-link route: no fsum over a generator
         delay = self.latency_factor * (f.route[0].latency_s if len(f.route) == 1 else route_latency(f.route))
         if delay > 0:
-            self.engine.schedule(delay, self._activate, f)
+            # flows of one route starting together end their latency together: one event for all of them
+            key = (self.engine.now + delay, f.route)
+            batch = self._latent.get(key)
+            if batch is None:
+                self._latent[key] = [f]
+                self.engine.schedule_at(key[0], self._activate_batch, key)
+            else:
+                batch.append(f)
         else:
             self._activate(f)
 
@@ -185,6 +195,42 @@ class LinkSharing(FlowModel):
         if rs.n_local:
             rs.vt += rs.rate * (now - rs.t_last)
         rs.t_last = now
+
+    def _activate_batch(self, key: tuple) -> None:
+        """End of the latency phase of flows that share a route and a start time."""
+        flows = self._latent.pop(key)
+        if len(flows) == 1 or len(key[1]) > 1:
+            for f in flows:
+                self._activate(f)
+            return
+        now = self.engine.now
+        rs = self._state(key[1][0])
+        self._advance(rs, now)
+        added = 0
+        for f in flows:
+            if f.state != _LATENT:
+                continue  # cancelled while paying its latency
+            if f.size <= 0.0:
+                f.state = _DONE
+                continue  # completed below, after the resource is re-rated
+            if rs.n_local == 0 and added == 0:
+                rs.vt = 0.0  # rebase the idle clock
+                rs.heap.clear()
+            f.state = _LOCAL
+            f.res = [rs]
+            f.finish_vt = rs.vt + f.size
+            self._seq += 1
+            heapq.heappush(rs.heap, (f.finish_vt, self._seq, f))
+            added += 1
+        if added:
+            rs.n_local += added
+            rs.n_all += added
+            self._counts_changed([rs], now)
+        for f in flows:
+            if f.state == _DONE and f.fid in self._flows and self._flows[f.fid] is f:
+                del self._flows[f.fid]
+                self.completed += 1
+                self.on_complete(f.fid, now)
 
     def _activate(self, f: _Flow) -> None:
         """End of the latency phase: the flow joins its resources' sharing."""
@@ -269,6 +315,7 @@ class LinkSharing(FlowModel):
                 rs.event = None
                 rs.event_flow = None
                 rs.event_time = math.inf
+                rs.event_target = math.inf
             return
         avail = rs.cap_total - rs.transit_sum
         rate = avail / rs.n_local
@@ -281,20 +328,30 @@ class LinkSharing(FlowModel):
         fvt, _, head = heap[0]
         t = now + (fvt - rs.vt) / rs.rate if rs.rate > 0.0 else math.inf
         if rs.event is not None:
-            if t == rs.event_time and head is rs.event_flow:
-                return  # same head, same time (window-capped flows keep their rate): keep the pending event
+            if t >= rs.event_time and t < math.inf:
+                # same time or later (a flow arrived and shares slow down): keep the pending event, which
+                # moves itself to the target when it fires early; saves a heap push per arrival
+                rs.event_flow = head
+                rs.event_target = t
+                return
             self.engine.cancel(rs.event)
             rs.event = None
         if t < math.inf:
             rs.event = self.engine.schedule_at(t, self._on_res_event, rs)
             rs.event_flow = head
             rs.event_time = t
+            rs.event_target = t
 
     def _on_res_event(self, rs: _Res) -> None:
         """The head local flow of ``rs`` is done, and so is every flow with the same finish reading."""
         now = self.engine.now
+        if rs.event_target > now:  # fired early: arrivals since it was scheduled moved the finish later
+            rs.event = self.engine.schedule_at(rs.event_target, self._on_res_event, rs)
+            rs.event_time = rs.event_target
+            return
         rs.event = None
         rs.event_time = math.inf
+        rs.event_target = math.inf
         head = rs.event_flow
         rs.event_flow = None
         if head is None or head.state != _LOCAL:  # defensive: cancel() reschedules, so this should not happen

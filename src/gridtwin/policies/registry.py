@@ -11,7 +11,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from gridtwin.errors import PolicyError
+from gridtwin.errors import ConfigError, PolicyError
 from gridtwin.policies.base import BrokeragePolicy
 from gridtwin.policies.panda import PandaPolicy
 from gridtwin.policies.simple import DataLocalityPolicy, LeastLoadedPolicy, RandomPolicy, RoundRobinPolicy
@@ -86,6 +86,56 @@ def make_policy(spec: str | BrokeragePolicy) -> BrokeragePolicy:
             raise PolicyError(f"policy {spec!r}: constructing it failed: {type(exc).__name__}: {exc}") from exc
     if not callable(getattr(obj, "assign", None)):
         raise PolicyError(f"policy {spec!r}: has no assign(chunk, candidates, grid, rng) method")
+    if not getattr(obj, "name", None):
+        with contextlib.suppress(AttributeError):
+            obj.name = str(spec)
+    return obj
+
+
+PLUGIN_KINDS = {
+    # kind: (entry-point group, built-ins, method every plugin of the kind must have)
+    "source selection": ("gridtwin.source_selection", "gridtwin.policies.source_selection:BUILTIN_SOURCE_SELECTORS",
+                         "choose"),
+    "placement": ("gridtwin.placement", "gridtwin.policies.placement:BUILTIN_PLACEMENTS", "on_read"),
+}
+
+
+def make_plugin(kind: str, spec: Any, options: dict[str, Any] | None = None) -> Any:
+    """Instantiate a source-selection or placement plugin from a built-in name, an entry point of its
+    group, a ``module:Class`` (or ``path.py:Class``) string, or an object; ``options`` go to the class."""
+    group, builtin_ref, method = PLUGIN_KINDS[kind]
+    mod, _, attr = builtin_ref.partition(":")
+    builtin: dict[str, Any] = getattr(importlib.import_module(mod), attr)
+    options = dict(options or {})
+    if not isinstance(spec, str):
+        obj: Any = spec
+    elif spec in builtin:
+        obj = builtin[spec]
+    elif ":" in spec:
+        obj = _load_module_class(spec)
+    else:
+        eps = [ep for ep in entry_points(group=group) if ep.name == spec]
+        if not eps:
+            known = sorted(set(builtin) | {ep.name for ep in entry_points(group=group)})
+            raise PolicyError(f"unknown {kind} policy {spec!r}; known: {', '.join(known)} (or give 'module:Class')")
+        try:
+            obj = eps[0].load()
+        except Exception as exc:
+            raise PolicyError(f"{kind} policy {spec!r}: loading entry point failed: {type(exc).__name__}: {exc}") \
+                from exc
+    if isinstance(obj, type):
+        try:
+            obj = obj(**options)
+        except TypeError as exc:
+            raise PolicyError(f"{kind} policy {spec!r}: bad options {options}: {exc}") from exc
+        except (PolicyError, ConfigError):
+            raise
+        except Exception as exc:
+            raise PolicyError(f"{kind} policy {spec!r}: constructing it failed: {type(exc).__name__}: {exc}") from exc
+    elif options:
+        raise PolicyError(f"{kind} policy {spec!r}: options given for an object that is already built")
+    if not callable(getattr(obj, method, None)):
+        raise PolicyError(f"{kind} policy {spec!r}: has no {method}() method")
     if not getattr(obj, "name", None):
         with contextlib.suppress(AttributeError):
             obj.name = str(spec)

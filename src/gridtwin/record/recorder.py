@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from gridtwin.record import schema as SC
+from gridtwin.wms.jobs import log_file_bytes
 from gridtwin.wms.states import STATUS_NAMES, JobStatus
 from gridtwin.workload.categories import CATEGORIES
 
@@ -121,9 +122,7 @@ class RunRecorder:
         dest_site = np.where(is_user | (nuc < 0), self.site, nuc)
         se = np.where(is_user, _take(self.scratch_site, dest_site).to_numpy(zero_copy_only=False),
                       _take(self.dest_rse_site, dest_site).to_numpy(zero_copy_only=False))
-        sub_id = (self.task * 1000 + np.maximum(self.site, 0)) % 10**10
-        outds = _take(wl.taskname, self.task)
-        dblock = pc.binary_join_element_wise(outds, pc.utf8_lpad(_int_str(sub_id), 10, "0"), "_sub")
+        dblock = self.sub_names(self.task, self.site)
         return dblock, pa.array(se, type=pa.string())
 
     def jobs_table(self) -> pa.Table:
@@ -240,12 +239,9 @@ class RunRecorder:
             n_per = wl.ninput[self.spec[rows_in]].astype(np.int64)
             rep_row = np.repeat(rows_in, n_per)
             _, ds, fidx = wl.input_file_indices(self.spec[rows_in])
-            # e.g. <dataset>._000023.pool.root.1
-            lfn = pc.binary_join_element_wise(_take(wl.datasets.name, ds), "._",
-                                              pc.utf8_lpad(_int_str(fidx + 1), 6, "0"), ".pool.root.1", "")
+            lfn = self.input_lfns(ds, fidx)
             dis = jobs.column("dis").astype(bool)[rep_row]
-            disb = pc.binary_join_element_wise("panda.", _int_str(wl.jeditaskid[self.task[rep_row]]), "_dis",
-                                               _int_str(self.pandaid[rep_row]), "")
+            disb = self.dis_names(rep_row)
             parts.append(pa.table({
                 "pandaid": pa.array(self.pandaid[rep_row]),
                 "jeditaskid": pa.array(wl.jeditaskid[self.task[rep_row]].astype(np.int64)),
@@ -262,23 +258,15 @@ class RunRecorder:
         dblock, dest_se = self._destinations()
         started = ~np.isnan(jobs.column("t_start"))
         finished = self.status == JobStatus.finished
-        is_user = np.array([c.prodsourcelabel == "user" for c in CATEGORIES])[wl.category[self.task]]
-        scope_arr = pc.if_else(pa.array(is_user),
-                               pc.binary_join_element_wise("user.", _take(wl.username, self.task), ""),
-                               pa.scalar("mc23_13p6TeV"))
-        tid = pc.utf8_lpad(_int_str(wl.jeditaskid[self.task]), 8, "0")
-        kk = pc.utf8_lpad(_int_str(self.spec - wl.first_job[self.task] + 1), 6, "0")
-        att = _int_str(self.attempt)
-        otype = _take([c.output_type for c in CATEGORIES], wl.category[self.task])
+        all_rows = np.arange(self.n, dtype=np.int64)
+        scope_arr = self.output_scopes(all_rows)
         for kind, mask in (("output", finished), ("log", started)):
             idx = pa.array(np.flatnonzero(mask))
+            lfn = self.output_lfns(all_rows, kind == "log")
             if kind == "output":
-                # e.g. HITS.40000123._000042.pool.root.1 (the last number is the attempt)
-                lfn = pc.binary_join_element_wise(otype, ".", tid, "._", kk, ".pool.root.", att, "")
                 size = np.where(finished, wl.outputbytes[self.spec], 0)
             else:
-                lfn = pc.binary_join_element_wise("log.", tid, "._", kk, ".job.log.tgz.", att, "")
-                size = np.where(started, 2_000_000 + self.pandaid % 1_000_000, 0)
+                size = np.where(started, log_file_bytes(self.pandaid), 0)
             parts.append(pa.table({
                 "pandaid": pa.array(self.pandaid).take(idx),
                 "jeditaskid": pa.array(wl.jeditaskid[self.task].astype(np.int64)).take(idx),
@@ -295,6 +283,44 @@ class RunRecorder:
             return SC.JOB_FILES.empty_table()
         # inputs, then outputs, then logs; each part in pandaid order
         return pa.concat_tables(parts)
+
+    # -------------------------------------------------------------- names (shared with the Rucio tables)
+    def input_lfns(self, ds: np.ndarray, fidx: np.ndarray) -> pa.Array:
+        """e.g. ``<dataset>._000023.pool.root.1`` for file index 22 of a dataset."""
+        return pc.binary_join_element_wise(_take(self.srv.wl.datasets.name, ds), "._",
+                                           pc.utf8_lpad(_int_str(np.asarray(fidx) + 1), 6, "0"), ".pool.root.1", "")
+
+    def dis_names(self, rows: np.ndarray) -> pa.Array:
+        """The dispatch dataset of job rows: ``panda.<jeditaskid>_dis<pandaid>``."""
+        return pc.binary_join_element_wise("panda.", _int_str(self.srv.wl.jeditaskid[self.task[rows]]), "_dis",
+                                           _int_str(self.pandaid[rows]), "")
+
+    def sub_names(self, task: np.ndarray, site: np.ndarray) -> pa.Array:
+        """The ``_sub`` dataset of (task, queue) pairs: ``<task name>_sub<10 digits>``."""
+        sub_id = (np.asarray(task, np.int64) * 1000 + np.maximum(np.asarray(site, np.int64), 0)) % 10**10
+        return pc.binary_join_element_wise(_take(self.srv.wl.taskname, task), pc.utf8_lpad(_int_str(sub_id), 10, "0"),
+                                           "_sub")
+
+    def output_scopes(self, rows: np.ndarray) -> pa.Array:
+        """``user.<name>`` for analysis jobs, the production scope otherwise."""
+        wl = self.srv.wl
+        task = self.task[rows]
+        is_user = np.array([c.prodsourcelabel == "user" for c in CATEGORIES])[wl.category[task]]
+        return pc.if_else(pa.array(is_user), pc.binary_join_element_wise("user.", _take(wl.username, task), ""),
+                          pa.scalar("mc23_13p6TeV"))
+
+    def output_lfns(self, rows: np.ndarray, log: bool) -> pa.Array:
+        """e.g. ``HITS.40000123._000042.pool.root.1`` or ``log.40000123._000042.job.log.tgz.1`` (the
+        last number is the attempt)."""
+        wl = self.srv.wl
+        task = self.task[rows]
+        tid = pc.utf8_lpad(_int_str(wl.jeditaskid[task]), 8, "0")
+        kk = pc.utf8_lpad(_int_str(self.spec[rows] - wl.first_job[task] + 1), 6, "0")
+        att = _int_str(self.attempt[rows])
+        if log:
+            return pc.binary_join_element_wise("log.", tid, "._", kk, ".job.log.tgz.", att, "")
+        otype = _take([c.output_type for c in CATEGORIES], wl.category[task])
+        return pc.binary_join_element_wise(otype, ".", tid, "._", kk, ".pool.root.", att, "")
 
     # -------------------------------------------------------------- sites and metrics
     def sites_table(self) -> pa.Table:

@@ -115,10 +115,112 @@ SITES = pa.schema(
 )
 """The platform's queues as the run saw them (gridtwin addition, so analyses can group by tier)."""
 
+TRANSFERS = pa.schema(
+    [
+        ("event_type", pa.string()),
+        ("request_id", pa.string()),
+        ("previous_request_id", pa.string()),
+        ("scope", pa.string()),
+        ("name", pa.string()),
+        ("dataset", pa.string()),
+        ("bytes", pa.int64()),
+        ("src_rse", pa.string()),
+        ("dst_rse", pa.string()),
+        ("src_type", pa.string()),
+        ("dst_type", pa.string()),
+        ("activity", pa.string()),
+        ("created_at", TS),
+        ("submitted_at", TS),
+        ("started_at", TS),
+        ("transferred_at", TS),
+        ("duration", pa.int64()),
+        ("reason", pa.string()),
+        ("transfer_link", pa.string()),
+        ("staging_started_at", TS),
+        ("staging_finished_at", TS),
+        ("retry_count", pa.int32()),
+        ("rule_id", pa.int64()),
+    ]
+)
+"""One row per transfer request outcome, as Rucio's hermes ``transfer-done`` / ``transfer-failed``
+payload with hyphens turned into underscores. ``duration`` = transferred_at - started_at in whole
+seconds (-1 if unknown); ``reason`` is the FTS error text (empty when done); a retry has its failed
+predecessor in ``previous_request_id``. ``staging_*`` are set for tape sources; ``retry_count`` and
+``rule_id`` come from the request row (Rucio ``requests`` table)."""
+
+LINK_METRICS = pa.schema(
+    [
+        ("time", TS),
+        ("src", pa.string()),
+        ("dst", pa.string()),
+        ("active", pa.int32()),
+        ("queued", pa.int32()),
+        ("bytes_done", pa.int64()),
+        ("files_done", pa.int64()),
+        ("files_failed", pa.int64()),
+        ("throughput_mbps", pa.float64()),
+        ("max_active", pa.int32()),
+    ]
+)
+"""One row per FTS link (ATLAS site to ATLAS site) and sample tick, for links that had transfers
+active, queued or ending since the previous tick. ``bytes_done`` and ``files_done`` count transfers
+that completed since the previous tick; ``throughput_mbps`` is bytes_done over the tick (MB/s);
+``max_active`` is the optimizer's limit."""
+
+RULES = pa.schema(
+    [
+        ("rule_id", pa.int64()),
+        ("account", pa.string()),
+        ("scope", pa.string()),
+        ("name", pa.string()),
+        ("rse_expression", pa.string()),
+        ("copies", pa.int32()),
+        ("grouping", pa.string()),
+        ("activity", pa.string()),
+        ("state", pa.string()),
+        ("locks_ok_cnt", pa.int64()),
+        ("locks_replicating_cnt", pa.int64()),
+        ("locks_stuck_cnt", pa.int64()),
+        ("created_at", TS),
+        ("expires_at", TS),
+        ("ok_at", TS),
+        ("stuck_at", TS),
+        ("deleted_at", TS),
+    ]
+)
+"""Rucio rules at the end of the run (state DELETED for rules removed during it)."""
+
+DELETIONS = pa.schema(
+    [
+        ("event_type", pa.string()),
+        ("scope", pa.string()),
+        ("name", pa.string()),
+        ("rse", pa.string()),
+        ("bytes", pa.int64()),
+        ("created_at", TS),
+    ]
+)
+"""Replicas the reaper deleted (Rucio ``deletion-done`` events)."""
+
+JOB_TRANSFER_LINKS = pa.schema(
+    [
+        ("pandaid", pa.int64()),
+        ("request_id", pa.string()),
+        ("role", pa.string()),
+    ]
+)
+"""Ground truth (``truth/``): every transfer attempt that carried a file a job waited for; ``role``
+is input (its ``_dis`` dataset) or output (its ``_sub`` dataset: output and log)."""
+
 TABLES: dict[str, pa.Schema] = {
     "jobs": JOBS,
     "job_status_log": JOB_STATUS_LOG,
     "job_files": JOB_FILES,
     "site_metrics": SITE_METRICS,
     "sites": SITES,
+    "transfers": TRANSFERS,
+    "link_metrics": LINK_METRICS,
+    "rules": RULES,
+    "deletions": DELETIONS,
+    "truth/job_transfer_links": JOB_TRANSFER_LINKS,
 }

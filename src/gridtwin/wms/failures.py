@@ -17,6 +17,10 @@ SIGTERM = 1201
 PAYLOAD_EXECUTION_FAILURE = 1305
 
 TB_REASSIGNED = 105
+DDM_DISPATCH_FAILED = 100
+"""ddmerrorcode of a job whose dispatch (``_dis``) transfers gave up (PanDA dataservice EC_Setupper)."""
+DDM_OUTPUT_FAILED = 200
+"""ddmerrorcode of a job whose output (``_sub``) transfers gave up (PanDA dataservice EC_Adder)."""
 """taskbuffer error code of a job closed because its queue went offline (it is rebrokered)."""
 
 # outcome kinds, as small ints for the hot loop

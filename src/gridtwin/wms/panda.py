@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gridtwin.ddm.catalog import ReplicaCatalog
+from gridtwin.ddm.catalog import Catalog
+from gridtwin.ddm.requests import ACT_ANA_IN, ACT_PROD_IN, ACT_PROD_OUT
+from gridtwin.ddm.rucio import RucioServer
 from gridtwin.kernel import Engine, RandomStreams, UniformBuffer
 from gridtwin.network.plain import PlainBandwidth
 from gridtwin.platform.model import Platform
@@ -21,7 +23,7 @@ from gridtwin.policies.base import BrokeragePolicy
 from gridtwin.wms import failures as F
 from gridtwin.wms.brokerage import JobBroker, TaskBroker, TaskBrokerParams
 from gridtwin.wms.jedi import Jedi, JediParams
-from gridtwin.wms.jobs import JobTable
+from gridtwin.wms.jobs import JobTable, log_file_bytes
 from gridtwin.wms.pilot import Attempt, PilotParams, run_attempt, truncate
 from gridtwin.wms.sitestate import Grid, SiteState
 from gridtwin.wms.states import (
@@ -39,6 +41,12 @@ from gridtwin.wms.states import (
 )
 from gridtwin.workload.categories import CATEGORIES
 from gridtwin.workload.spec import Workload
+
+
+def _input_rse(platform: Platform, site) -> str:
+    """The RSE a queue reads input from: its DATADISK, else its first DISK RSE that is not a scratch disk."""
+    disks = [r.name for r in platform.disk_rses_of(site) if "SCRATCH" not in r.name]
+    return next((r for r in disks if "DATADISK" in r), disks[0] if disks else "")
 
 
 @dataclass(frozen=True)
@@ -65,9 +73,9 @@ class WmsParams:
 class PandaServer:
     """Owns the job table and the live queue states; JEDI generates jobs into it."""
 
-    def __init__(self, engine: Engine, platform: Platform, workload: Workload, catalog: ReplicaCatalog,
+    def __init__(self, engine: Engine, platform: Platform, workload: Workload, catalog: Catalog,
                  policy: BrokeragePolicy, params: WmsParams, streams: RandomStreams,
-                 downtimes: list[Downtime] | None = None, metrics_sink=None) -> None:
+                 downtimes: list[Downtime] | None = None, metrics_sink=None, ddm: RucioServer | None = None) -> None:
         self.engine = engine
         self.platform = platform
         self.wl = workload
@@ -95,7 +103,9 @@ class PandaServer:
         self._u_pilot = UniformBuffer(streams.stream("pilot"))
         self.downtimes = list(downtimes or [])
         self.metrics_sink = metrics_sink
-        self._pending_activation: dict[int, int] = {}  # row -> handle of its input-arrival event
+        self.ddm = ddm
+        self._pending_activation: dict[int, int] = {}  # row -> handle of its input-arrival event (no ddm)
+        self._dis_groups: dict = {}  # row -> LockGroup of its _dis rule, while the job lives (ddm)
         self.n_active = 0
         self.failed_attempts: dict[int, int] = {}
         # hot-path copies of per-spec and per-task columns as Python lists
@@ -117,6 +127,15 @@ class PandaServer:
                 self._rse_by_atlas.setdefault(r.atlas_site, []).append(r.name)
         self._source_cache: dict[tuple[int, int], tuple[int, float]] = {}
         self._out_rse: dict[tuple[int, bool], str] = {}
+        # the catalog index of each queue's input storage (its DATADISK), -1 for a queue without storage
+        self._in_rse = [catalog.rse_index.get(_input_rse(platform, st.site), -1) for st in self.states]
+        self._placement_reads = ddm is not None and ddm.placement is not None and ddm.placement.name != "none"
+        self._nf = list(catalog.ds_nfiles)
+        self._ff = list(catalog.ds_first_fid)
+        self._first_file = workload.first_file.tolist()
+        self._ninput = workload.ninput.tolist()
+        self.n_input_stuck = 0
+        self.n_output_stuck = 0
 
     # ------------------------------------------------------------------ setup
     def start(self) -> None:
@@ -152,6 +171,8 @@ class PandaServer:
 
     def _sample_metrics(self, _=None) -> None:
         self.metrics_sink(self.engine.now, self.states, self._storage_used)
+        if self.ddm is not None:
+            self.ddm.sample(self.engine.now)
 
     # ------------------------------------------------------------------ storage
     def _storage_used(self, st: SiteState) -> int:
@@ -224,6 +245,8 @@ class PandaServer:
                                                      strict=True):
             log(row, now, DEFINED, s)
             st = states[s]
+            if self._placement_reads and ds >= 0:
+                self.ddm.dataset_read(ds, st.atlas_site)
             if local is None:
                 self._activate_now(row, st, now)
                 touched[s] = None
@@ -231,6 +254,8 @@ class PandaServer:
                 jobs.source[row] = st.atlas_index
                 self._activate_now(row, st, now)
                 touched[s] = None
+            elif self.ddm is not None:
+                self._stage_input(row, spec, ds, st, now, touched)
             else:
                 # input elsewhere: a _dis dataset is transferred to the site; the job waits in assigned
                 src, _ = self._best_source(ds, st)
@@ -248,6 +273,59 @@ class PandaServer:
         for s in touched:
             self._dispatch(states[s])
         return placed
+
+    def input_fids(self, spec: int, ds: int) -> list[int]:
+        """Catalog file ids of a job spec's input files."""
+        nf = self._nf[ds]
+        base = self._ff[ds]
+        first = self._first_file[spec]
+        return [base + (first + k) % nf for k in range(self._ninput[spec])]
+
+    def _stage_input(self, row: int, spec: int, ds: int, st: SiteState, now: float, touched: dict) -> None:
+        """Input not complete at the queue: stream it (direct access, or no storage), or dispatch the
+        missing files by a ``_dis`` rule and wait in assigned."""
+        jobs = self.jobs
+        src, _ = self._best_source(ds, st)
+        jobs.source[row] = src
+        rse = self._in_rse[st.index]
+        if st.site.direct_access or rse < 0:
+            jobs.direct[row] = 2  # streamed from a remote replica
+            self._activate_now(row, st, now)
+            touched[st.index] = None
+            return
+        missing = self.ddm.missing_at(self.input_fids(spec, ds), rse)
+        if not missing:  # the files are there already (cached by earlier jobs): no _dis dataset
+            jobs.source[row] = st.atlas_index
+            self._activate_now(row, st, now)
+            touched[st.index] = None
+            return
+        jobs.dis[row] = True
+        jobs.status[row] = ASSIGNED
+        jobs.log(row, now, ASSIGNED, st.index)
+        st.assigned += 1
+        act = ACT_ANA_IN if self._is_user[self._task[spec]] else ACT_PROD_IN
+        group = self.ddm.dispatch(row, missing, rse, act, self._on_dis_ok, self._on_dis_stuck)
+        self._dis_groups[row] = group
+        if group.pending == 0:  # every missing file was being copied there and is now complete
+            group.done = True
+            st.assigned -= 1
+            self._activate_now(row, st, now)
+            touched[st.index] = None
+
+    def _on_dis_ok(self, row: int) -> None:
+        """``datasetlock_ok`` on the job's ``_dis`` dataset: assigned -> activated."""
+        st = self.states[self.jobs.site[row]]
+        st.assigned -= 1
+        self._activate_now(row, st, self.engine.now)
+        self._dispatch(st)
+
+    def _on_dis_stuck(self, row: int) -> None:
+        """A transfer of the ``_dis`` dataset gave up: the job fails with a DDM error (setupper)."""
+        st = self.states[self.jobs.site[row]]
+        st.assigned -= 1
+        self.jobs.ddm_error[row] = F.DDM_DISPATCH_FAILED
+        self.n_input_stuck += 1
+        self._fail(row, st, self.engine.now)
 
     def _activate_now(self, row: int, st: SiteState, now: float) -> None:
         jobs = self.jobs
@@ -324,16 +402,26 @@ class PandaServer:
             g, su = pp.getjob_s, pp.setup_s
         net = self.params.network
         inb = self._inb[spec]
-        direct = site.direct_access and inb > 0
-        if direct:
+        direct = (site.direct_access and inb > 0) or jobs.direct[row] == 2
+        if direct and not jobs.direct[row]:
             jobs.direct[row] = 1
         stagein = 0.0 if direct or inb <= 0 else net.lan_time(inb)
+        eff = self._eff[spec]
+        if jobs.direct[row] == 2:
+            # remote streaming: the payload waits on the WAN read; CPU time is unchanged, wall time grows
+            t_cpu = self._work[spec] / (site.corepower * cores * eff * site.efficiency)
+            t_io = inb / min(self.ddm.params.direct_read_bps if self.ddm else net.stream_rate_bps,
+                             self.grid.link_between(self.atlas_names[jobs.source[row]], st.atlas_site).bandwidth_bps
+                             if jobs.source[row] >= 0 else net.stream_rate_bps)
+            eff *= t_cpu / (t_cpu + t_io)
+        elif self.ddm is not None and jobs.dis[row]:
+            self.ddm.read(self.input_fids(spec, self._ds[self._task[spec]]), self._in_rse[st.index])
         uf = self._u_fail.next
         kind = self.failure_model.kind(uf())
         frac = uf()  # drawn for every attempt: memory and time limits may turn an OK draw into a failure
         exe_code = self.failure_model.exe_code(uf()) if kind == F.PAYLOAD else 0
         a = run_attempt(  # positional: keyword passing costs measurably in this hot path
-            self._work[spec], cores, self._eff[spec], self._rss[spec], stagein, net.lan_time(self._outb[spec]),
+            self._work[spec], cores, eff, self._rss[spec], stagein, net.lan_time(self._outb[spec]),
             site.corepower, site.efficiency, site.maxrss_mb * 1024.0 * cores / site.corecount, site.maxtime_s,
             g, su, kind, frac, exe_code,
         )
@@ -392,6 +480,9 @@ class PandaServer:
         self._dispatch(st)
 
     def _payload_done(self, row: int, st: SiteState, now: float) -> None:
+        if self.ddm is not None:
+            self._stage_out(row, st, now)
+            return
         jobs = self.jobs
         spec = jobs.spec[row]
         task = self._task[spec]
@@ -408,6 +499,60 @@ class PandaServer:
             self._store_output(row, st)
             self._finish(row, FINISHED, now, st.index)
             self._release_rw(row)
+
+    def _stage_out(self, row: int, st: SiteState, now: float) -> None:
+        """The pilot writes output and log to the queue's storage; production output then goes to the
+        nucleus through the task's ``_sub`` dataset while the job is transferring."""
+        jobs = self.jobs
+        ddm = self.ddm
+        spec = jobs.spec[row]
+        task = self._task[spec]
+        user = self._is_user[task]
+        rse = self.catalog.rse_index.get(self._output_rse(st, user), -1)
+        log_bytes = log_file_bytes(jobs.first_pandaid + row)
+        if user or rse < 0:
+            if rse < 0 or ddm.write_bytes(rse, self._outb[spec] + log_bytes):
+                self._finish(row, FINISHED, now, st.index)
+                self._release_rw(row)
+            else:
+                self._stage_out_refused(row, st, now)
+            return
+        nuc = self.jedi.nucleus[task]
+        remote = nuc >= 0 and self.states[nuc].atlas_site != st.atlas_site
+        cat = self.catalog
+        out = cat.new_file(self._outb[spec], row, 1)
+        log = cat.new_file(log_bytes, row, 2)
+        if not (ddm.write_output(out, rse, not remote) and ddm.write_output(log, rse, not remote)):
+            self._stage_out_refused(row, st, now)
+            return
+        if not remote:
+            self._finish(row, FINISHED, now, st.index)
+            self._release_rw(row)
+            return
+        dst = cat.rse_index.get(self._output_rse(self.states[nuc], False), -1)
+        jobs.status[row] = TRANSFERRING
+        jobs.t_mod[row] = now
+        jobs.log(row, now, TRANSFERRING, st.index)
+        group = ddm.ship_output(row, task * 1000 + st.index, [out, log], dst, ACT_PROD_OUT, self._on_sub_ok,
+                                self._on_sub_stuck)
+        if group.pending == 0:
+            self._on_sub_ok(row)
+
+    def _stage_out_refused(self, row: int, st: SiteState, now: float) -> None:
+        """The queue's storage is full: the pilot's stage-out fails (1137)."""
+        self.jobs.pilot_error[row] = F.STAGEOUT_FAILED
+        self._fail(row, st, now)
+
+    def _on_sub_ok(self, row: int) -> None:
+        """Output and log are at the nucleus: transferring -> finished."""
+        self._finish(row, FINISHED, self.engine.now, self.jobs.site[row])
+        self._release_rw(row)
+
+    def _on_sub_stuck(self, row: int) -> None:
+        """An output transfer gave up: the job fails with a DDM error (adder)."""
+        self.jobs.ddm_error[row] = F.DDM_OUTPUT_FAILED
+        self.n_output_stuck += 1
+        self._fail(row, self.states[self.jobs.site[row]], self.engine.now)
 
     def _output_rse(self, st: SiteState, user: bool) -> str:
         """Where a job's output lands at queue ``st``: the scratch disk (analysis) or a DATADISK (production)."""
@@ -444,6 +589,10 @@ class PandaServer:
         jobs.t_mod[row] = now
         jobs.log(row, now, status, site)
         self.n_active -= 1
+        if self._dis_groups:
+            group = self._dis_groups.pop(row, None)
+            if group is not None:
+                self.ddm.release(group)
 
     def _fail(self, row: int, st: SiteState, now: float) -> None:
         """Mark ``row`` failed and queue a retry unless the job has used all its attempts."""
@@ -481,6 +630,9 @@ class PandaServer:
             self.engine.cancel(self._pending_activation.pop(row))
             st.assigned -= 1
             self._close_and_rebroker(row, st, now)
+        for row in [r for r, g in self._dis_groups.items() if jobs.site[r] == st.index and not g.done]:
+            st.assigned -= 1
+            self._close_and_rebroker(row, st, now)  # closing releases its _dis rule
         for heap in (st.queue_score, st.queue_mcore):
             for _, row in sorted(heap, key=lambda e: e[1]):
                 if jobs.status[row] == ACTIVATED and jobs.site[row] == st.index:
