@@ -133,20 +133,20 @@ def scenario_template() -> None:
 
 @scenario_app.command("validate")
 def scenario_validate(path: Annotated[Path, typer.Argument(help="Scenario YAML.")]) -> None:
-    """Validate a scenario (schema, platform files, downtimes) without running it."""
+    """Validate a scenario (schema, platform files, downtimes, policies, rules) without running it: it is
+    built as a run would be (workload and replica placement included), then discarded."""
     from gridtwin.config import load_scenario
-    from gridtwin.scenario import build_downtimes, build_platform, build_policy, check_platform_storage
+    from gridtwin.scenario import Simulation
 
     try:
         sc = load_scenario(path)
-        platform = build_platform(sc)
-        check_platform_storage(platform)
-        build_downtimes(sc, platform)
-        build_policy(sc)
+        sim = Simulation(sc)
     except GridtwinError as exc:
         _fail(exc)
         return
-    console.print(f"{path}: valid ({len(platform.sites)} queues, {platform.total_cores():,} cores)")
+    platform = sim.platform
+    console.print(f"{path}: valid ({len(platform.sites)} queues, {platform.total_cores():,} cores, "
+                  f"{sim.workload.n_jobs:,} job specs, {len(sim.rules)} rule(s) from the scenario)")
 
 
 def main() -> None:

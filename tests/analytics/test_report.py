@@ -56,6 +56,12 @@ def test_report_contains_metadata_and_kpis(report_text: str) -> None:
         assert expected in text
 
 
+def test_report_without_data_management(report_text: str) -> None:
+    # no transfers.parquet or link_metrics.parquet: no data-management section
+    assert "Data management" not in report_text
+    assert "Transfers" not in report_text
+
+
 def test_report_uses_given_kpis(run_dir: Path) -> None:
     kpis = compute_kpis(run_dir)
     kpis["n_jobs"] = 987654

@@ -2,6 +2,10 @@
 
 Reads only the columns it needs from ``jobs``, ``site_metrics`` and ``sites`` (DESIGN.md section 4)
 and returns a JSON-serialisable dict; :func:`kpi_table` renders it for a terminal.
+
+When the run folder holds ``transfers.parquet`` (data management on, or imported Rucio records), the
+KPIs also get the ``transfers`` and ``data_waiting`` blocks (the latter from ``job_status_log``), and
+``busiest_links`` when ``link_metrics.parquet`` is there. Without those files the KPIs are unchanged.
 """
 
 from __future__ import annotations
@@ -42,6 +46,23 @@ JOB_COLUMNS = (
 )
 SITE_METRICS_COLUMNS = ("time", "site", "running", "activated", "assigned", "used_cores", "total_cores")
 SITES_COLUMNS = ("site", "atlas_site", "tier")
+TRANSFER_COLUMNS = (
+    "event_type",
+    "previous_request_id",
+    "bytes",
+    "src_type",
+    "activity",
+    "submitted_at",
+    "started_at",
+    "transferred_at",
+    "duration",
+    "reason",
+    "staging_started_at",
+    "staging_finished_at",
+)
+LINK_METRICS_COLUMNS = ("time", "src", "dst", "active", "queued", "bytes_done", "files_done", "files_failed",
+                        "throughput_mbps")
+STATUS_LOG_COLUMNS = ("pandaid", "modificationtime", "jobstatus")
 
 FAILED_STATES = ("failed", "closed")
 ERROR_KINDS = (
@@ -53,6 +74,16 @@ ERROR_KINDS = (
 TOP_SITES = 20
 UNKNOWN_TIER = "unknown"
 
+TRANSFER_DONE = "transfer-done"
+TRANSFER_FAILED = "transfer-failed"
+TAPE = "TAPE"
+# A job waits for its input data from ``assigned`` until it is ``activated`` (or ends without that).
+WAIT_START_STATE = "assigned"
+WAIT_END_STATES = ("activated", "finished", "failed", "cancelled", "closed")
+TOP_REASONS = 10
+TOP_LINKS = 10
+UNKNOWN = "unknown"
+
 
 @dataclass(frozen=True)
 class RunTables:
@@ -61,6 +92,9 @@ class RunTables:
     jobs: pa.Table
     site_metrics: pa.Table
     sites: pa.Table
+    transfers: pa.Table | None = None
+    link_metrics: pa.Table | None = None
+    job_status_log: pa.Table | None = None
 
 
 def read_record(run_dir: Path, name: str, columns: Iterable[str]) -> pa.Table:
@@ -80,12 +114,21 @@ def read_record(run_dir: Path, name: str, columns: Iterable[str]) -> pa.Table:
 
 
 def load_run(run_dir: Path) -> RunTables:
-    """Read the needed columns of ``jobs``, ``site_metrics`` and ``sites`` from a run folder."""
+    """Read the needed columns of ``jobs``, ``site_metrics`` and ``sites`` from a run folder, and of the
+    data-management tables when the folder has ``transfers.parquet`` (``job_status_log`` is read only then)."""
     run_dir = Path(run_dir)
+
+    def optional(name: str, columns: Iterable[str]) -> pa.Table | None:
+        return read_record(run_dir, name, columns) if (run_dir / f"{name}.parquet").is_file() else None
+
+    data_management = (run_dir / "transfers.parquet").is_file()
     return RunTables(
         jobs=read_record(run_dir, "jobs", JOB_COLUMNS),
         site_metrics=read_record(run_dir, "site_metrics", SITE_METRICS_COLUMNS),
         sites=read_record(run_dir, "sites", SITES_COLUMNS),
+        transfers=optional("transfers", TRANSFER_COLUMNS),
+        link_metrics=optional("link_metrics", LINK_METRICS_COLUMNS),
+        job_status_log=optional("job_status_log", STATUS_LOG_COLUMNS) if data_management else None,
     )
 
 
@@ -132,7 +175,21 @@ def kpis_from_tables(tables: RunTables, window_s: float | None = None) -> dict[s
         "failures_by_code": _failures_by_code(jobs),
         "jobs_per_site": _jobs_per_site(jobs),
         "makespan_s": _makespan(jobs),
+        **data_management_kpis(tables),
     }
+    return _jsonable(kpis)
+
+
+def data_management_kpis(tables: RunTables) -> dict[str, Any]:
+    """The ``transfers``, ``data_waiting`` and ``busiest_links`` KPI blocks of the tables present (JSON-ready);
+    empty without data-management records."""
+    kpis: dict[str, Any] = {}
+    if tables.transfers is not None:
+        kpis["transfers"] = _transfer_kpis(tables.transfers)
+        if tables.job_status_log is not None:
+            kpis["data_waiting"] = _data_waiting(tables.job_status_log)
+    if tables.link_metrics is not None:
+        kpis["busiest_links"] = busiest_links(tables.link_metrics)
     return _jsonable(kpis)
 
 
@@ -188,6 +245,128 @@ def sum_per_tick(site_metrics: pa.Table, columns: Iterable[str]) -> tuple[np.nda
     return ticks, sums
 
 
+def transfer_durations(transfers: pa.Table) -> np.ndarray:
+    """Seconds from started_at to transferred_at of each done transfer; the ``duration`` column (unless -1)
+    where a timestamp is missing. Transfers without either are left out."""
+    seconds = (to_ms(transfers["transferred_at"]) - to_ms(transfers["started_at"])) / 1000.0
+    recorded = as_float(transfers["duration"])
+    recorded = np.where(recorded < 0, np.nan, recorded)
+    seconds = np.where(np.isnan(seconds), recorded, seconds)
+    seconds = seconds[_is(transfers["event_type"], TRANSFER_DONE)]
+    return seconds[~np.isnan(seconds)]
+
+
+def transfer_queue_waits(transfers: pa.Table) -> np.ndarray:
+    """Seconds from submitted_at to started_at of every transfer that started (done or failed); for tape
+    sources this includes the staging."""
+    seconds = (to_ms(transfers["started_at"]) - to_ms(transfers["submitted_at"])) / 1000.0
+    return seconds[~np.isnan(seconds)]
+
+
+def staging_times(transfers: pa.Table) -> tuple[int, np.ndarray]:
+    """Number of tape recalls (tape source or staging started) and the seconds each staging took."""
+    started = to_ms(transfers["staging_started_at"])
+    recall = _is(transfers["src_type"], TAPE) | ~np.isnan(started)
+    seconds = (to_ms(transfers["staging_finished_at"]) - started)[recall] / 1000.0
+    return int(recall.sum()), seconds[~np.isnan(seconds)]
+
+
+def data_wait_times(job_status_log: pa.Table) -> tuple[int, int, np.ndarray]:
+    """From the status log: (jobs in it, jobs that went through ``assigned``, seconds each such job waited).
+
+    A job's wait runs from its first ``assigned`` entry to the next ``activated`` entry, or to its end
+    (finished, failed, cancelled, closed) if it was never activated; jobs still waiting when the records end
+    have no wait time. Entries are ordered by pandaid and time, ties in their recorded order."""
+    pid = pc.fill_null(job_status_log["pandaid"], -1).to_numpy()
+    times = to_ms(job_status_log["modificationtime"])
+    status = pc.fill_null(job_status_log["jobstatus"], "")
+    start = _mask(pc.equal(status, WAIT_START_STATE))
+    end = _mask(pc.is_in(status, value_set=pa.array(WAIT_END_STATES)))
+    n = len(pid)
+    if n == 0:
+        return 0, 0, np.zeros(0)
+    in_order = np.all((np.diff(pid) > 0) | ((np.diff(pid) == 0) & (np.diff(times) >= 0)))
+    if not in_order:
+        order = np.lexsort((np.arange(n), times, pid))
+        pid, times, start, end = pid[order], times[order], start[order], end[order]
+    job = np.cumsum(np.r_[True, pid[1:] != pid[:-1]]) - 1
+    starts = np.flatnonzero(start)
+    first = starts[np.r_[True, job[starts][1:] != job[starts][:-1]]] if starts.size else starts
+    # index of the next end state at or after every entry (n if none), then keep those of the same job
+    following = np.minimum.accumulate(np.where(end, np.arange(n), n)[::-1])[::-1]
+    stop = following[first]
+    ended = stop < n
+    ended[ended] = job[stop[ended]] == job[first[ended]]
+    waits = (times[stop[ended]] - times[first[ended]]) / 1000.0
+    return int(job[-1] + 1), int(first.size), waits[~np.isnan(waits)]
+
+
+def busiest_links(link_metrics: pa.Table, top: int = TOP_LINKS) -> list[dict[str, Any]]:
+    """The ``top`` links by bytes done over the run: src, dst, bytes, files done and failed, and the highest
+    sampled throughput (MB/s)."""
+    numbers = ("bytes_done", "files_done", "files_failed")
+    table = pa.table(
+        {
+            "src": pc.fill_null(link_metrics["src"], UNKNOWN),
+            "dst": pc.fill_null(link_metrics["dst"], UNKNOWN),
+            **{name: pc.fill_null(link_metrics[name], 0) for name in numbers},
+            "throughput_mbps": link_metrics["throughput_mbps"],
+        }
+    )
+    grouped = table.group_by(["src", "dst"]).aggregate(
+        [*((name, "sum") for name in numbers), ("throughput_mbps", "max")]
+    )
+    rows = [
+        {
+            "src": row["src"],
+            "dst": row["dst"],
+            "bytes": int(row["bytes_done_sum"] or 0),
+            "files_done": int(row["files_done_sum"] or 0),
+            "files_failed": int(row["files_failed_sum"] or 0),
+            "max_throughput_mbps": row["throughput_mbps_max"],
+        }
+        for row in grouped.to_pylist()
+    ]
+    rows.sort(key=lambda r: (-r["bytes"], r["src"], r["dst"]))
+    return rows[:top]
+
+
+def link_sums_per_tick(
+    link_metrics: pa.Table, columns: Iterable[str], ticks: np.ndarray | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Sample times (ms) and the sum over links of each column at each of them.
+
+    link_metrics has rows only for links with something to do, so a time without rows means zero: the
+    times are those of link_metrics together with ``ticks`` (e.g. the site_metrics sample times)."""
+    grid, position, valid = _link_grid(link_metrics, ticks)
+    sums = {
+        name: np.bincount(position, weights=np.nan_to_num(as_float(link_metrics[name]))[valid], minlength=grid.size)
+        for name in columns
+    }
+    return grid, sums
+
+
+def link_throughput_per_tick(
+    link_metrics: pa.Table, links: Iterable[tuple[str, str]], ticks: np.ndarray | None = None
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Sample times (ms, as in :func:`link_sums_per_tick`) and the throughput (MB/s) of each (src, dst) link."""
+    grid, position, valid = _link_grid(link_metrics, ticks)
+    throughput = np.nan_to_num(as_float(link_metrics["throughput_mbps"]))[valid]
+    series = []
+    for src, dst in links:
+        mask = (_is(link_metrics["src"], src) & _is(link_metrics["dst"], dst))[valid]
+        series.append(np.bincount(position[mask], weights=throughput[mask], minlength=grid.size))
+    return grid, series
+
+
+def _link_grid(link_metrics: pa.Table, ticks: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    times = to_ms(link_metrics["time"])
+    valid = ~np.isnan(times)
+    extra = np.zeros(0) if ticks is None else np.asarray(ticks, dtype=np.float64)
+    grid = np.unique(np.concatenate([times[valid], extra[~np.isnan(extra)]]))
+    return grid, np.searchsorted(grid, times[valid]), valid
+
+
 # --- KPI pieces -----------------------------------------------------------------------------------
 
 
@@ -198,7 +377,10 @@ def _jobs_by_status(jobs: pa.Table) -> dict[str, int]:
 
 
 def _stats(column: pa.ChunkedArray) -> dict[str, float | None]:
-    values = as_float(column)
+    return _array_stats(as_float(column))
+
+
+def _array_stats(values: np.ndarray) -> dict[str, float | None]:
     values = values[~np.isnan(values)]
     if values.size == 0:
         return {"mean": None, "median": None, "p95": None}
@@ -252,6 +434,45 @@ def _jobs_per_site(jobs: pa.Table) -> dict[str, int]:
     return dict(top)
 
 
+def _transfer_kpis(transfers: pa.Table) -> dict[str, Any]:
+    done = _is(transfers["event_type"], TRANSFER_DONE)
+    n_done, n_failed = int(done.sum()), int(_is(transfers["event_type"], TRANSFER_FAILED).sum())
+    moved = pa.table(
+        {"activity": pc.fill_null(transfers["activity"], UNKNOWN), "bytes": pc.fill_null(transfers["bytes"], 0)}
+    ).filter(pa.array(done))
+    per_activity = moved.group_by("activity").aggregate([("bytes", "sum"), ("bytes", "count")]).to_pylist()
+    per_activity.sort(key=lambda r: (-r["bytes_sum"], r["activity"]))
+    failed = transfers.filter(pc.equal(transfers["event_type"], TRANSFER_FAILED))
+    reasons = pc.if_else(pc.fill_null(pc.equal(failed["reason"], ""), True), UNKNOWN, failed["reason"])
+    top_reasons = sorted(_value_counts(reasons).items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS]
+    recalls, staging = staging_times(transfers)
+    return {
+        "n_done": n_done,
+        "n_failed": n_failed,
+        "failure_share": n_failed / (n_done + n_failed) if n_done + n_failed else None,
+        "n_retries": int(pc.sum(pc.is_valid(transfers["previous_request_id"])).as_py() or 0),
+        "bytes_total": _int_sum(moved["bytes"]),
+        "bytes_by_activity": {r["activity"]: int(r["bytes_sum"]) for r in per_activity},
+        "files_by_activity": {r["activity"]: int(r["bytes_count"]) for r in per_activity},
+        "duration_s": _array_stats(transfer_durations(transfers)),
+        "queue_wait_s": _array_stats(transfer_queue_waits(transfers)),
+        "tape_recalls": recalls,
+        "staging_time_s": _array_stats(staging),
+        "failure_reasons": [{"reason": r, "count": n} for r, n in top_reasons],
+    }
+
+
+def _data_waiting(job_status_log: pa.Table) -> dict[str, Any]:
+    n_jobs, n_waited, waits = data_wait_times(job_status_log)
+    return {
+        "n_jobs": n_jobs,
+        "n_waited": n_waited,
+        "waited_share": n_waited / n_jobs if n_jobs else None,
+        "n_still_waiting": n_waited - int(waits.size),
+        "wait_s": _array_stats(waits),
+    }
+
+
 def _makespan(jobs: pa.Table) -> float | None:
     end = to_ms(jobs["endtime"])
     created = to_ms(jobs["creationtime"])
@@ -276,6 +497,16 @@ def _value_counts(column: pa.ChunkedArray | pa.Array) -> dict[Any, int]:
         return {}
     values = counts.field("values").to_pylist()
     return dict(zip(values, counts.field("counts").to_pylist(), strict=True))
+
+
+def _mask(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Boolean column as a numpy bool array, nulls False."""
+    return as_float(pc.fill_null(column, False)).astype(bool)
+
+
+def _is(column: pa.ChunkedArray | pa.Array, value: str) -> np.ndarray:
+    """Where ``column`` equals ``value`` (nulls False)."""
+    return _mask(pc.equal(column, value))
 
 
 def _int_sum(column: pa.ChunkedArray | pa.Array) -> int:
@@ -373,12 +604,109 @@ def kpi_sections(kpis: dict[str, Any], top_failures: int = 10) -> list[tuple[str
     ]
 
 
+def _shorten(text: str, width: int = 90) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _stats_rows(stats: dict[str, float | None]) -> list[tuple[str, str]]:
+    return [(k, format_seconds(v)) for k, v in stats.items()]
+
+
+def data_management_sections(kpis: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The data-management KPIs (those present) as titled sections of (label, formatted value) rows."""
+    sections: list[tuple[str, list[tuple[str, str]]]] = []
+    tr = kpis.get("transfers")
+    if tr is not None:
+        sections += [
+            (
+                "Transfers",
+                [
+                    ("done", str(tr["n_done"])),
+                    ("failed", str(tr["n_failed"])),
+                    ("failure share", format_fraction(tr["failure_share"])),
+                    ("retries", str(tr["n_retries"])),
+                    ("bytes moved", format_bytes(tr["bytes_total"])),
+                    ("tape recalls", str(tr["tape_recalls"])),
+                    ("median staging time", format_seconds(tr["staging_time_s"]["median"])),
+                ],
+            ),
+            ("Transfer time (started → transferred)", _stats_rows(tr["duration_s"])),
+            ("Transfer queue wait (submitted → started)", _stats_rows(tr["queue_wait_s"])),
+            (
+                "Bytes moved by activity",
+                [
+                    (activity, f"{format_bytes(nbytes)} ({tr['files_by_activity'].get(activity, 0)} files)")
+                    for activity, nbytes in tr["bytes_by_activity"].items()
+                ]
+                or [("none", format_bytes(0))],
+            ),
+            (
+                f"Transfer failure reasons (top {TOP_REASONS})",
+                [(_shorten(r["reason"]), str(r["count"])) for r in tr["failure_reasons"]] or [("none", "0")],
+            ),
+        ]
+    dw = kpis.get("data_waiting")
+    if dw is not None:
+        sections.append(
+            (
+                "Jobs waiting for input data (assigned)",
+                [
+                    ("jobs", str(dw["n_jobs"])),
+                    ("waited", f"{dw['n_waited']} ({format_fraction(dw['waited_share'])})"),
+                    ("still waiting at the end", str(dw["n_still_waiting"])),
+                    *((f"wait {k}", v) for k, v in _stats_rows(dw["wait_s"])),
+                ],
+            )
+        )
+    links = kpis.get("busiest_links")
+    if links is not None:
+        sections.append(
+            (
+                f"Busiest links by bytes (top {TOP_LINKS})",
+                [(f"{r['src']} → {r['dst']}", format_bytes(r["bytes"])) for r in links] or [("none", format_bytes(0))],
+            )
+        )
+    return sections
+
+
+def transfer_summary(kpis: dict[str, Any]) -> list[tuple[str, str]]:
+    """A few compact data-management rows for the terminal; empty without data-management KPIs."""
+
+    def median_p95(stats: dict[str, float | None]) -> str:
+        return f"{format_seconds(stats['median'])} / {format_seconds(stats['p95'])}"
+
+    rows: list[tuple[str, str]] = []
+    tr = kpis.get("transfers")
+    if tr is not None:
+        staging = format_seconds(tr["staging_time_s"]["median"])
+        share = tr["failure_share"]
+        failed = "" if share is None else f" ({100 * share:.1f} % failed)"
+        rows += [
+            ("done / failed", f"{tr['n_done']} / {tr['n_failed']}{failed}"),
+            ("bytes moved", format_bytes(tr["bytes_total"])),
+            ("transfer time median / p95", median_p95(tr["duration_s"])),
+            ("queue wait median / p95", median_p95(tr["queue_wait_s"])),
+            ("tape recalls (median staging)", f"{tr['tape_recalls']} ({staging})"),
+        ]
+    dw = kpis.get("data_waiting")
+    if dw is not None:
+        rows += [
+            ("jobs waited for data", format_fraction(dw["waited_share"])),
+            ("data wait median / p95", median_p95(dw["wait_s"])),
+        ]
+    return rows
+
+
 def kpi_table(kpis: dict[str, Any]) -> Table:
     """A compact rich table of the KPIs, one section per topic."""
     table = Table(title="gridtwin KPIs", show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for title, rows in kpi_sections(kpis):
+    sections = kpi_sections(kpis)
+    transfers = transfer_summary(kpis)
+    if transfers:
+        sections.append(("Data management", transfers))
+    for title, rows in sections:
         table.add_row(f"[bold cyan]{title}[/]", "")
         for label, value in rows:
             table.add_row(f"  {label}", value)

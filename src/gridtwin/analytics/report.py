@@ -1,7 +1,8 @@
 """A single self-contained static HTML report of a run folder: metadata, KPI tables and plots.
 
 Plots are matplotlib figures rendered to inline base64 PNGs (no backend, no pyplot, no network), and
-the output is byte-identical for identical input.
+the output is byte-identical for identical input. A "Data management" section (transfers, FTS links,
+jobs waiting for input data) is added only when the run folder holds the data-management records.
 """
 
 from __future__ import annotations
@@ -15,16 +16,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from matplotlib.figure import Figure
 
 from gridtwin.analytics.kpi import (
+    TOP_LINKS,
     RunTables,
     as_float,
+    busiest_links,
     core_utilisation_series,
+    data_management_kpis,
+    data_management_sections,
+    data_wait_times,
     kpi_sections,
     kpis_from_tables,
+    link_sums_per_tick,
+    link_throughput_per_tick,
     load_run,
     sum_per_tick,
+    to_ms,
+    transfer_durations,
+    transfer_queue_waits,
 )
 from gridtwin.errors import InputError
 
@@ -76,6 +88,7 @@ def write_report(run_dir: Path, kpis: dict[str, Any] | None = None) -> Path:
         _kpi_tables(kpis),
         "<h2>Plots</h2>",
         *_figures(tables, kpis),
+        *_data_management(tables, kpis),
         "<h2>KPIs as JSON</h2>",
         f"<details><summary>show</summary><pre>{_e(json.dumps(kpis, indent=2, sort_keys=True))}</pre>"
         "</details>",
@@ -124,8 +137,12 @@ def _metadata_table(metadata: dict[str, Any]) -> str:
 
 
 def _kpi_tables(kpis: dict[str, Any]) -> str:
+    return _section_tables(kpi_sections(kpis))
+
+
+def _section_tables(sections: list[tuple[str, list[tuple[str, str]]]]) -> str:
     blocks = []
-    for title, rows in kpi_sections(kpis):
+    for title, rows in sections:
         body = "".join(f'<tr><td>{_e(k)}</td><td class="v">{_e(v)}</td></tr>' for k, v in rows)
         blocks.append(f'<table><tr><th colspan="2">{_e(title)}</th></tr>{body}</table>')
     return '<div class="kpis">' + "".join(blocks) + "</div>"
@@ -180,9 +197,13 @@ def _busy_until_hours(tables: RunTables) -> float | None:
     """Hours after the first tick until running plus queued jobs last reach 1% of their peak: a long
     drain with a handful of stragglers would otherwise squash the busy part of the time plots."""
     ticks, sums = sum_per_tick(tables.site_metrics, ("running", "activated", "assigned"))
+    return _active_until_hours(ticks, sums["running"] + sums["activated"] + sums["assigned"])
+
+
+def _active_until_hours(ticks: np.ndarray, activity: np.ndarray) -> float | None:
+    """Hours after the first tick until ``activity`` last reaches 1% of its peak (one tick more)."""
     if ticks.size == 0:
         return None
-    activity = sums["running"] + sums["activated"] + sums["assigned"]
     if activity.max() <= 0:
         return None
     last = np.flatnonzero(activity >= 0.01 * activity.max())[-1]
@@ -233,24 +254,34 @@ def _histogram_figure(tables: RunTables) -> Figure:
     for ax, column, label in zip(
         axes, ("queue_time", "wall_time"), ("queue time [s]", "wall time [s]"), strict=True
     ):
-        values = as_float(tables.jobs[column])
-        values = values[np.isfinite(values) & (values > 0)]
-        ax.set_xlabel(label)
-        if values.size == 0:
-            _no_data(ax)
-            continue
-        low, high = float(values.min()), float(values.max())
-        if high <= low:
-            low, high = low / 2, high * 2
-        edges = np.logspace(np.log10(low), np.log10(high), HIST_BINS + 1)
-        counts, _ = np.histogram(values, bins=edges)
-        ax.stairs(counts, edges, fill=True, alpha=0.7)
-        ax.set_xscale("log")
-        ax.set_ylabel("jobs")
+        _log_histogram(ax, as_float(tables.jobs[column]), label, "jobs")
     return fig
 
 
-def _bar_figure(title: str, labels: list[str], counts: list[int], xlabel: str) -> Figure:
+def _log_histogram(ax: Any, values: np.ndarray, xlabel: str, ylabel: str, note_zeros: bool = False) -> None:
+    """Histogram of the positive finite ``values`` in log-spaced bins; with ``note_zeros`` a note says how
+    many zeros a log axis cannot show."""
+    finite = values[np.isfinite(values)]
+    values = finite[finite > 0]
+    zeros = int(np.sum(finite == 0))
+    ax.set_xlabel(xlabel)
+    if note_zeros and zeros:
+        ax.text(0.02, 0.97, f"{zeros} at 0 s not shown", ha="left", va="top", transform=ax.transAxes,
+                color="gray", fontsize=8)
+    if values.size == 0:
+        _no_data(ax)
+        return
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        low, high = low / 2, high * 2
+    edges = np.logspace(np.log10(low), np.log10(high), HIST_BINS + 1)
+    counts, _ = np.histogram(values, bins=edges)
+    ax.stairs(counts, edges, fill=True, alpha=0.7)
+    ax.set_xscale("log")
+    ax.set_ylabel(ylabel)
+
+
+def _bar_figure(title: str, labels: list[str], counts: list[float], xlabel: str) -> Figure:
     fig, ax = _new_axes(title, left=0.25)
     if not labels:
         _no_data(ax)
@@ -277,3 +308,100 @@ def _failures_figure(kpis: dict[str, Any]) -> Figure:
 def _sites_figure(kpis: dict[str, Any]) -> Figure:
     sites = kpis["jobs_per_site"]
     return _bar_figure("Top 20 sites by jobs", list(sites), list(sites.values()), "jobs")
+
+
+# --- data management ------------------------------------------------------------------------------
+
+
+def _data_management(tables: RunTables, kpis: dict[str, Any]) -> list[str]:
+    """The "Data management" section: KPI tables and plots of transfers, FTS links and jobs waiting for
+    input data; nothing when the run folder has no data-management records."""
+    if tables.transfers is None and tables.link_metrics is None:
+        return []
+    if not any(key in kpis for key in ("transfers", "data_waiting", "busiest_links")):
+        kpis = data_management_kpis(tables)  # KPIs given without this part (e.g. from an older run.json)
+    parts = ["<h2>Data management</h2>", _section_tables(data_management_sections(kpis))]
+    if tables.transfers is not None:
+        parts += [
+            _img(_activity_bytes_figure(kpis), "bytes moved per activity"),
+            _img(_transfer_time_figure(tables.transfers), "transfer time and queue wait histograms"),
+        ]
+    if tables.link_metrics is not None:
+        # link_metrics has rows only for busy links: the site_metrics samples fill in the idle times
+        site_ticks = to_ms(tables.site_metrics["time"])
+        links = tables.link_metrics
+        parts += [
+            _img(_link_throughput_figure(links, site_ticks), f"throughput of the {TOP_LINKS} busiest links"),
+            _img(_link_queue_figure(links, site_ticks), "transfers queued and active over time"),
+        ]
+    if tables.job_status_log is not None:
+        parts.append(_img(_data_waiting_figure(tables.job_status_log), "jobs waiting for input data"))
+    return parts
+
+
+def _byte_unit(largest: float) -> tuple[float, str]:
+    for unit, scale in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if largest >= scale:
+            return scale, unit
+    return 1.0, "B"
+
+
+def _activity_bytes_figure(kpis: dict[str, Any]) -> Figure:
+    per_activity = (kpis.get("transfers") or {}).get("bytes_by_activity", {})
+    ranked = sorted(per_activity.items(), key=lambda kv: (-kv[1], kv[0]))  # run.json sorts the keys
+    scale, unit = _byte_unit(max(per_activity.values(), default=0))
+    values = [b / scale for _, b in ranked]
+    return _bar_figure("Bytes moved per activity (done transfers)", [a for a, _ in ranked], values, f"bytes [{unit}]")
+
+
+def _transfer_time_figure(transfers: pa.Table) -> Figure:
+    fig, axes = _new_axes("Transfer time (done transfers) and queue wait (started transfers)", ncols=2)
+    _log_histogram(axes[0], transfer_durations(transfers), "started → transferred [s]", "transfers", True)
+    _log_histogram(axes[1], transfer_queue_waits(transfers), "submitted → started [s]", "transfers", True)
+    return fig
+
+
+def _link_throughput_figure(link_metrics: pa.Table, site_ticks: np.ndarray) -> Figure:
+    fig, ax = _new_axes(f"Throughput of the {TOP_LINKS} busiest links (by bytes)")
+    links = busiest_links(link_metrics)
+    ticks, series = link_throughput_per_tick(link_metrics, [(r["src"], r["dst"]) for r in links], site_ticks)
+    if not links or ticks.size == 0:
+        _no_data(ax)
+        return fig
+    hours = _hours_axis(ax, ticks)
+    for link, values in zip(links, series, strict=True):
+        ax.plot(hours, values, label=f"{link['src']} → {link['dst']}", linewidth=1)
+    _, sums = link_sums_per_tick(link_metrics, ("active", "queued"), site_ticks)
+    _clip_time(ax, hours, _active_until_hours(ticks, sums["active"] + sums["queued"]))
+    ax.set_ylabel("MB/s")
+    ax.legend(loc="upper right", fontsize=6, ncol=2)
+    return fig
+
+
+def _link_queue_figure(link_metrics: pa.Table, site_ticks: np.ndarray) -> Figure:
+    fig, ax = _new_axes("Transfers on FTS links (all links)")
+    ticks, sums = link_sums_per_tick(link_metrics, ("queued", "active"), site_ticks)
+    if ticks.size == 0:
+        _no_data(ax)
+        return fig
+    hours = _hours_axis(ax, ticks)
+    ax.plot(hours, sums["queued"], label="queued")
+    ax.plot(hours, sums["active"], label="active")
+    _clip_time(ax, hours, _active_until_hours(ticks, sums["queued"] + sums["active"]))
+    ax.set_ylabel("files")
+    ax.legend(loc="best")
+    return fig
+
+
+def _data_waiting_figure(job_status_log: pa.Table) -> Figure:
+    n_jobs, n_waited, waits = data_wait_times(job_status_log)
+    share = f"{100 * n_waited / n_jobs:.1f} %" if n_jobs else "-"
+    fig, axes = _new_axes(f"Jobs waiting for input data (assigned): {share} of jobs waited", ncols=2)
+    counts = [n_jobs - n_waited, int(waits.size), n_waited - int(waits.size)]
+    if n_jobs:
+        axes[0].bar(["no wait", "waited", "still waiting"], counts)
+        axes[0].set_ylabel("jobs")
+    else:
+        _no_data(axes[0])
+    _log_histogram(axes[1], waits, "assigned → activated or end [s]", "jobs", True)
+    return fig
