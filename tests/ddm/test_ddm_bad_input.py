@@ -40,8 +40,9 @@ def rule(**kw) -> dict:
 
 
 CASES = {
-    "expression-does-not-parse": (rule(rse_expression="tier=2&(type=DATADISK"),
-                                  ["ddm.rules[0].rse_expression", "tier=2&(type=DATADISK", "missing ')' at position 22"]),
+    "expression-does-not-parse": (
+        rule(rse_expression="tier=2&(type=DATADISK"),
+        ["ddm.rules[0].rse_expression", "tier=2&(type=DATADISK", "missing ')' at position 22"]),
     "expression-bad-character": (rule(rse_expression="tier==2"), ["ddm.rules[0].rse_expression", "tier==2"]),
     "expression-matches-nothing": (rule(rse_expression="tier=1&type=DATADISK"),
                                    ["ddm.rules[0].rse_expression", "matches no RSE"]),
