@@ -340,6 +340,9 @@ class Conveyor:
         self._tick_handle = None
         now = self.engine.now
         for lk in list(self._backlogged):
+            if not lk.queue:  # emptied since it joined: FTS would hold it; it is not ticked
+                del self._backlogged[lk]
+                continue
             lk.opt.tick(now, len(lk.queue), lk.active)
             self._pump(lk)
             if not lk.queue:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from gridtwin.ddm.catalog import AVAILABLE, NO_TOMBSTONE, Catalog
 from gridtwin.ddm.conveyor import Conveyor, ConveyorParams
-from gridtwin.ddm.judge import ROLE_INPUT, ROLE_OUTPUT, Judge, JudgeParams, LockGroup, Rule
+from gridtwin.ddm.judge import ROLE_INPUT, ROLE_OUTPUT, Judge, JudgeParams, LockGroup, Rule, RuleState
 from gridtwin.ddm.reaper import Reaper, ReaperParams
 from gridtwin.ddm.requests import ACTIVITIES, RequestTable
 from gridtwin.ddm.rse_expression import resolve_rse_expression
@@ -137,7 +137,11 @@ class DdmView:
     def dataset_rses(self, dataset: int) -> list[str]:
         names = self._c.rse_names
         out = set(self._c.replicas(dataset))
-        out.update(names[r] for r in self._s._placed.get(dataset, ()))
+        placed = self._s._placed.get(dataset)
+        if placed:
+            # only rules still bringing a replica: not deleted (expired) and not STUCK
+            placed[:] = [(rule, rses) for rule, rses in placed if math.isnan(rule.deleted_at)]
+            out.update(names[r] for rule, rses in placed if rule.state != RuleState.STUCK for r in rses)
         return sorted(out)
 
     def link_mbps(self, src_site: str, dst_site: str) -> float:
@@ -166,7 +170,7 @@ class RucioServer:
         self._sub_rules: dict[int, Rule] = {}
         self.link_metrics = LinkMetricsRecorder()
         self.placement = None  # a placement policy driven by read events and ticks (see set_placement)
-        self._placed: dict[int, set[int]] = {}  # dataset -> RSEs that rules are filling
+        self._placed: dict[int, list[tuple[Rule, frozenset[int]]]] = {}  # dataset -> (rule, RSEs it fills)
         self.view = DdmView(self)
         self.n_outputs_refused = 0
 
@@ -185,7 +189,8 @@ class RucioServer:
                                    lifetime_s=lifetime_s, did_kind=2, owner=dataset)
         first = cat.ds_first_fid[dataset]
         self.judge.attach(rule, list(range(first, first + cat.ds_nfiles[dataset])))
-        self._placed.setdefault(dataset, set()).update(cat.r_rse[s] for s in rule.slots)
+        if rule.slots:
+            self._placed.setdefault(dataset, []).append((rule, frozenset(cat.r_rse[s] for s in rule.slots)))
         return rule
 
     def set_placement(self, policy) -> None:

@@ -8,7 +8,8 @@ the request says otherwise), so their transfers, locks and lifetimes behave as a
 Built-ins:
 
 - ``none``: no placement beyond what jobs need;
-- ``popularity``: a dataset read by more than ``threshold`` jobs gets one more replica (up to
+- ``popularity``: a dataset read by more than ``threshold`` jobs gets one more replica (and again
+  after each further ``threshold`` reads, up to
   ``max_replicas``) on the DATADISK of the site best connected to the sites that read it, with a
   lifetime (PanDA-owned secondary replicas, panda-server PR #710);
 - ``diskless-cache``: queues without storage get a volatile cache RSE at their site
@@ -112,8 +113,8 @@ class PopularityPlacement(NoPlacement):
         self.reads[dataset] = n
         by_site = self.readers.setdefault(dataset, {})
         by_site[site] = by_site.get(site, 0) + 1
-        if n <= self.threshold or n % self.threshold:
-            return []  # look again each time another `threshold` reads came
+        if n <= self.threshold or (n - self.threshold - 1) % self.threshold:
+            return []  # act at read threshold + 1, then again after each further `threshold` reads
         have = list(view.dataset_rses(dataset))
         disk = [r for r in have if not view.rse_is_tape(r)]
         if len(disk) >= self.max_replicas:
