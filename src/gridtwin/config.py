@@ -182,9 +182,9 @@ class OptimizerConfig(_Strict):
 
 
 class TapeConfig(_Strict):
-    drives: int = Field(8, ge=1)
+    drives: int = Field(16, ge=1)
     drive_rate_mbps: float = Field(300.0, gt=0)
-    mount_s: float = Field(120.0, ge=0)
+    mount_s: float = Field(60.0, ge=0)
 
 
 class RuleConfig(_Strict):
@@ -383,7 +383,7 @@ ddm:
   direct_read_mbps: 10       # per-job remote streaming rate at direct-access queues
   tape_only_fraction: 0.1    # production inputs that live only on Tier-1 tape
   optimizer: {mode: conservative, min_active: 2, max_active: null, se_limit: 60, tick_s: 60}
-  tape: {drives: 8, drive_rate_mbps: 300, mount_s: 120}
+  tape: {drives: 16, drive_rate_mbps: 300, mount_s: 60}  # per Tier-1 tape system
   rules: []                  # e.g. [{did: "data23*:*", rse_expression: "tier=1&type=DATADISK", copies: 1, at_h: 2}]
   placement: {policy: none, options: {}}  # popularity ({threshold: 20}), diskless-cache, or module:Class
 

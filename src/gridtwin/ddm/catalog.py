@@ -88,6 +88,7 @@ class Catalog:
         self.r_bytes = array("q")
         self.r_tomb = array("d")
         self.r_acc = array("d")  # accessed_at, NaN = never
+        self.r_src_use: dict[int, int] = {}  # slot -> transfers reading from it (staging, queued at FTS, active)
         # each file's replicas as a chain through the slots: f_head[fid] -> r_next[slot] -> ... -> -1
         self.f_head = array("q")
         self.r_next = array("q")

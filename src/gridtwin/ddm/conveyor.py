@@ -49,9 +49,9 @@ from gridtwin.policies.source_selection import SourceCandidate, SourceSelector
 class TapeParams:
     """A Tier-1 tape system: drives recall files one at a time each."""
 
-    drives: int = 8
+    drives: int = 16
     drive_rate_bps: float = 300e6
-    mount_s: float = 120.0
+    mount_s: float = 60.0
     """Mount, positioning and bring-online overhead per recalled file, seconds."""
 
     def __post_init__(self) -> None:
@@ -186,10 +186,33 @@ class Conveyor:
             req.src[rid] = src
             req.submitted[rid] = now
             req.state[rid] = SUBMITTED
+            self._hold_source(rid)
             if self.catalog.rse_is_tape[src]:
                 self._stage(rid, src)
             else:
                 self._enqueue(rid)
+
+    def _source_slot(self, rid: int) -> int | None:
+        """The file-replica slot a submitted request reads from (None for a bulk replica)."""
+        cat = self.catalog
+        return cat._rep.get(self.req.fid[rid] * cat.n_rse + self.req.src[rid])
+
+    def _hold_source(self, rid: int) -> None:
+        """The request reads from its source until its attempt ends: the reaper leaves that replica alone."""
+        s = self._source_slot(rid)
+        if s is not None:
+            use = self.catalog.r_src_use
+            use[s] = use.get(s, 0) + 1
+
+    def _release_source(self, rid: int) -> None:
+        s = self._source_slot(rid)
+        if s is not None:
+            use = self.catalog.r_src_use
+            n = use[s] - 1
+            if n:
+                use[s] = n
+            else:
+                del use[s]
 
     def _choose_source(self, rid: int) -> int:
         cat = self.catalog
@@ -365,6 +388,7 @@ class Conveyor:
         if lk.n_obs % 2048 == 0 and lk not in self._backlogged:
             opt.measure(now)  # prunes observations older than its window on links that are not ticked
         if ok:
+            self._release_source(rid)
             req.state[rid] = DONE
             lk.bytes_done += size
             lk.files_done += 1
@@ -379,6 +403,7 @@ class Conveyor:
 
     def fail(self, rid: int, now: float, lk: LinkState | None = None) -> None:
         """An attempt failed (its reason is set): retry it as a new request, or give up (STUCK)."""
+        self._release_source(rid)
         req = self.req
         req.state[rid] = FAILED
         if math.isnan(req.transferred[rid]):

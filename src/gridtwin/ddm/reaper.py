@@ -151,10 +151,11 @@ class Reaper:
         p = self.params
         self.passes += 1
         st, lk, tb, ac, by, fi = cat.r_state, cat.r_lock, cat.r_tomb, cat.r_acc, cat.r_bytes, cat.r_fid
+        in_use = cat.r_src_use  # sources of transfers under way: Rucio's reaper leaves them out too
         cands = []
         copies: dict[int, int] = {}
         for s in sorted(cat.rse_slots[rse]):
-            if st[s] == 0 and lk[s] == 0 and tb[s] <= now:
+            if st[s] == 0 and lk[s] == 0 and tb[s] <= now and s not in in_use:
                 acc = ac[s]
                 cands.append(ReplicaCandidate(s, by[s], 0, tb[s], None if acc != acc else acc))
                 copies[s] = cat.n_available(fi[s])

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from gridtwin.ddm.rucio import RucioServer
 
 FTS_JOB_URL = "https://fts3-atlas.cern.ch:8449/fts3/ftsmon/#/job/"
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
 def _np(a, dtype) -> np.ndarray:
@@ -100,8 +101,12 @@ class RucioRecorder:
 
     @staticmethod
     def request_ids(rid: np.ndarray) -> pa.Array:
-        """Rucio request ids: 32 hexadecimal digits."""
-        return pa.array([f"{int(r):032x}" for r in rid], pa.string())
+        """Rucio request ids: 32 hexadecimal digits (vectorised: ids are non-negative 64-bit integers)."""
+        v = np.asarray(rid, dtype=np.int64).astype(np.uint64)
+        digits = np.full((len(v), 32), ord("0"), dtype=np.uint8)
+        for i in range(16):
+            digits[:, 31 - i] = _HEX[(v >> np.uint64(4 * i)) & np.uint64(15)]
+        return pa.array(digits.view("S32").ravel(), type=pa.binary(32)).cast(pa.string())
 
     # -------------------------------------------------------------- tables
     def transfers_table(self) -> pa.Table:
