@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import deque
 from collections.abc import Sequence
 
 from gridtwin.kernel.engine import Engine, EventHandle
@@ -76,7 +75,6 @@ class _Res:
         "event_target",
         "event_time",
         "heap",
-        "latent",
         "local_cap",
         "n_all",
         "n_local",
@@ -104,9 +102,6 @@ class _Res:
         self.event_flow: _Flow | None = None  # the head flow the pending event will complete
         self.event_time = math.inf  # when the pending engine event fires
         self.event_target = math.inf  # when the head flow finishes at the current rate (>= event_time)
-        # local flows paying their latency, in activation order (one route, one latency: FIFO); they join
-        # at their activation time when the resource's event fires then, with no event of their own
-        self.latent: deque[tuple[float, _Flow]] = deque()
 
 
 class LinkSharing(FlowModel):
@@ -133,18 +128,6 @@ class LinkSharing(FlowModel):
         # fast path for the default one-link route: no fsum over a generator
         delay = self.latency_factor * (f.route[0].latency_s if len(f.route) == 1 else route_latency(f.route))
         if delay > 0:
-            if len(f.route) == 1:
-                rs = self._state(f.route[0])
-                if not rs.transit:
-                    # the resource's own event wakes up at the activation time: no event per flow
-                    t_act = self.engine.now + delay
-                    rs.latent.append((t_act, f))
-                    if rs.event is None or t_act < rs.event_time:
-                        if rs.event is not None:
-                            self.engine.cancel(rs.event)
-                        rs.event = self.engine.schedule_at(t_act, self._on_res_event, rs)
-                        rs.event_time = t_act
-                    return
             # flows of one route starting together end their latency together: one event for all of them
             key = (self.engine.now + delay, f.route)
             batch = self._latent.get(key)
@@ -273,9 +256,6 @@ class LinkSharing(FlowModel):
             self._counts_changed(f.res, now)
             return
         res = list(dict.fromkeys(self._state(r) for r in f.route))  # a resource listed twice counts once
-        for rs in res:
-            if rs.latent:  # local flows still paying their latency now need events of their own
-                self._flush_latent(rs, now)
         f.state = _TRANSIT
         f.res = res
         f.cap = self.bandwidth_factor * self.window_bound(route_latency(f.route))
@@ -286,45 +266,6 @@ class LinkSharing(FlowModel):
             rs.n_all += 1
             rs.transit[f] = None
         self._counts_changed(res, now)  # sets f.rate: f is now in the transit set of its resources
-
-    def _flush_latent(self, rs: _Res, now: float) -> None:
-        """Give every latent local flow of ``rs`` its own activation event (a transit flow is arriving:
-        activations must then re-rate it at their exact times)."""
-        pending = [f for t, f in rs.latent if f.state == _LATENT and t > now]
-        due = [f for t, f in rs.latent if f.state == _LATENT and t <= now]
-        times = [t for t, f in rs.latent if f.state == _LATENT and t > now]
-        rs.latent.clear()
-        for f in due:
-            self._activate(f)
-        for t, f in zip(times, pending, strict=True):
-            self.engine.schedule_at(t, self._activate, f)
-
-    def _absorb(self, rs: _Res, now: float, done: list[_Flow]) -> bool:
-        """Latent flows of ``rs`` whose activation time is ``now`` join its sharing; zero-size ones go
-        to ``done``. Return whether any joined."""
-        latent = rs.latent
-        joined = False
-        while latent and latent[0][0] <= now:
-            _, f = latent.popleft()
-            if f.state != _LATENT:
-                continue  # cancelled while paying its latency
-            if f.size <= 0.0:
-                f.state = _DONE
-                done.append(f)
-                continue
-            self._advance(rs, now)
-            if rs.n_local == 0:
-                rs.vt = 0.0  # rebase the idle clock
-                rs.heap.clear()
-            f.state = _LOCAL
-            f.res = [rs]
-            f.finish_vt = rs.vt + f.size
-            self._seq += 1
-            heapq.heappush(rs.heap, (f.finish_vt, self._seq, f))
-            rs.n_local += 1
-            rs.n_all += 1
-            joined = True
-        return joined
 
     def _finish_now(self, f: _Flow, now: float) -> None:
         f.state = _DONE
@@ -369,18 +310,12 @@ class LinkSharing(FlowModel):
             rs.transit_sum = 0.0  # drop accumulated rounding once no transit flow is left
         if rs.n_local == 0:
             rs.rate = 0.0
-            rs.event_flow = None
-            rs.event_target = math.inf
-            wake = rs.latent[0][0] if rs.latent else math.inf
             if rs.event is not None:
-                if rs.event_time <= wake < math.inf:
-                    return
                 self.engine.cancel(rs.event)
                 rs.event = None
+                rs.event_flow = None
                 rs.event_time = math.inf
-            if wake < math.inf:
-                rs.event = self.engine.schedule_at(wake, self._on_res_event, rs)
-                rs.event_time = wake
+                rs.event_target = math.inf
             return
         avail = rs.cap_total - rs.transit_sum
         rate = avail / rs.n_local
@@ -392,62 +327,51 @@ class LinkSharing(FlowModel):
             heapq.heappop(heap)
         fvt, _, head = heap[0]
         t = now + (fvt - rs.vt) / rs.rate if rs.rate > 0.0 else math.inf
-        rs.event_flow = head
-        rs.event_target = t
-        wake = t
-        if rs.latent and rs.latent[0][0] < wake:
-            wake = rs.latent[0][0]
         if rs.event is not None:
-            if rs.event_time <= wake < math.inf:
+            if t >= rs.event_time and t < math.inf:
                 # same time or later (a flow arrived and shares slow down): keep the pending event, which
-                # moves itself on when it fires early; saves a heap push per arrival
+                # moves itself to the target when it fires early; saves a heap push per arrival
+                rs.event_flow = head
+                rs.event_target = t
                 return
             self.engine.cancel(rs.event)
             rs.event = None
-            rs.event_time = math.inf
-        if wake < math.inf:
-            rs.event = self.engine.schedule_at(wake, self._on_res_event, rs)
-            rs.event_time = wake
+        if t < math.inf:
+            rs.event = self.engine.schedule_at(t, self._on_res_event, rs)
+            rs.event_flow = head
+            rs.event_time = t
+            rs.event_target = t
 
     def _on_res_event(self, rs: _Res) -> None:
-        """The resource's wake-up: its head local flow is done (and every flow with the same finish
-        reading), and/or latent flows reach their activation time."""
+        """The head local flow of ``rs`` is done, and so is every flow with the same finish reading."""
         now = self.engine.now
+        if rs.event_target > now:  # fired early: arrivals since it was scheduled moved the finish later
+            rs.event = self.engine.schedule_at(rs.event_target, self._on_res_event, rs)
+            rs.event_time = rs.event_target
+            return
         rs.event = None
         rs.event_time = math.inf
-        done: list[_Flow] = []
-        changed = False
+        rs.event_target = math.inf
         head = rs.event_flow
-        if rs.event_target <= now and head is not None and head.state == _LOCAL:
-            fvt = head.finish_vt
-            rs.vt = fvt  # snap the clock to the reading the event was computed for: no drift, no tiny leftovers
-            rs.t_last = now
-            heap = rs.heap
-            tol = fvt * 1e-12
-            n0 = len(done)
-            while heap and heap[0][0] <= fvt + tol:
-                f = heapq.heappop(heap)[2]
-                if f.state != _LOCAL:
-                    continue
-                f.state = _DONE
-                done.append(f)
-            rs.n_local -= len(done) - n0
-            rs.n_all -= len(done) - n0
-            changed = True
-        if rs.latent and rs.latent[0][0] <= now:
-            changed = self._absorb(rs, now, done) or changed
-        if changed:
-            self._counts_changed([rs], now)
-        elif rs.n_local and rs.event_target > now:
-            # fired early (arrivals since moved the finish later) and nothing joined: move on, no recomputation
-            wake = rs.event_target
-            if rs.latent and rs.latent[0][0] < wake:
-                wake = rs.latent[0][0]
-            rs.event = self.engine.schedule_at(wake, self._on_res_event, rs)
-            rs.event_time = wake
-        else:
-            self._advance(rs, now)
+        rs.event_flow = None
+        if head is None or head.state != _LOCAL:  # defensive: cancel() reschedules, so this should not happen
             self._rerate(rs, now)
+            return
+        fvt = head.finish_vt
+        rs.vt = fvt  # snap the clock to the reading the event was computed for: no drift, no tiny leftovers
+        rs.t_last = now
+        done: list[_Flow] = []
+        heap = rs.heap
+        tol = fvt * 1e-12
+        while heap and heap[0][0] <= fvt + tol:
+            f = heapq.heappop(heap)[2]
+            if f.state != _LOCAL:
+                continue
+            f.state = _DONE
+            done.append(f)
+        rs.n_local -= len(done)
+        rs.n_all -= len(done)
+        self._counts_changed([rs], now)
         for f in done:  # callbacks last: they may start new flows on this very resource
             del self._flows[f.fid]
             self.completed += 1
