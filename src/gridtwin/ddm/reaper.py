@@ -6,7 +6,8 @@ the past, oldest tombstone first (``touch_replica`` moves the tombstone to the a
 order is least recently used), until the needed space is freed. gridtwin adds the issue's
 guarantees: nothing happens below the high watermark, deletion stops at the low watermark, and the
 last available replica of a DID is never deleted (Rucio deletes an unlocked last replica that no
-transfer request needs). ``docs/ddm.md`` lists the rules.
+transfer request needs). A replica that a transfer is reading from is not a candidate (Rucio does
+not mark a replica used as a source BEING_DELETED). ``docs/ddm.md`` lists the rules.
 """
 
 from __future__ import annotations

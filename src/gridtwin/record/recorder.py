@@ -297,7 +297,7 @@ class RunRecorder:
 
     def sub_names(self, task: np.ndarray, site: np.ndarray) -> pa.Array:
         """The ``_sub`` dataset of (task, queue) pairs: ``<task name>_sub<10 digits>``."""
-        sub_id = (np.asarray(task, np.int64) * 1000 + np.maximum(np.asarray(site, np.int64), 0)) % 10**10
+        sub_id = (np.asarray(task, np.int64) * self.srv.sub_base + np.maximum(np.asarray(site, np.int64), 0)) % 10**10
         return pc.binary_join_element_wise(_take(self.srv.wl.taskname, task), pc.utf8_lpad(_int_str(sub_id), 10, "0"),
                                            "_sub")
 

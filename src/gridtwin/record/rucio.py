@@ -88,7 +88,8 @@ class RucioRecorder:
             if k == 0:
                 parts.append(self.rr.dis_names(owner[i]))
             elif k == 1:
-                parts.append(self.rr.sub_names(owner[i] // 1000, owner[i] % 1000))
+                base = self.rr.srv.sub_base
+                parts.append(self.rr.sub_names(owner[i] // base, owner[i] % base))
             else:
                 parts.append(_take(self.cat.ds_names, owner[i]))
             order.append(i)

@@ -135,6 +135,8 @@ class PandaServer:
         self._first_file = workload.first_file.tolist()
         self._ninput = workload.ninput.tolist()
         self.n_input_stuck = 0
+        self.sub_base = 10 ** max(3, len(str(len(self.states))))
+        """``_sub`` dataset key = task x sub_base + queue index (1000 unless there are 1000 queues or more)."""
         self.n_output_stuck = 0
 
     # ------------------------------------------------------------------ setup
@@ -533,7 +535,7 @@ class PandaServer:
         jobs.status[row] = TRANSFERRING
         jobs.t_mod[row] = now
         jobs.log(row, now, TRANSFERRING, st.index)
-        group = ddm.ship_output(row, task * 1000 + st.index, [out, log], dst, ACT_PROD_OUT, self._on_sub_ok,
+        group = ddm.ship_output(row, task * self.sub_base + st.index, [out, log], dst, ACT_PROD_OUT, self._on_sub_ok,
                                 self._on_sub_stuck)
         if group.pending == 0:
             self._on_sub_ok(row)
