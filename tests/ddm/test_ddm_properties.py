@@ -317,7 +317,7 @@ def check_capacity(run: Run) -> None:
     for i, r in enumerate(cat.rses):
         if r.capacity_bytes > 0:
             assert 0 <= r.used_bytes <= r.capacity_bytes, f"property 2: {r.name} {r.used_bytes}/{r.capacity_bytes}"
-        replicas = sum(cat.r_bytes[s] for s in cat.rse_slots[i])
+        replicas = sum(cat.r_bytes[s] for s in cat.slots_on(i).tolist())
         assert r.used_bytes == run.mon.initial_used[i] + replicas + run.mon.written[i], f"byte count of {r.name}"
     assert run.mon.space_checks > 0
 

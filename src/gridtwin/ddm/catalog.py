@@ -92,7 +92,6 @@ class Catalog:
         # each file's replicas as a chain through the slots: f_head[fid] -> r_next[slot] -> ... -> -1
         self.f_head = array("q")
         self.r_next = array("q")
-        self.rse_slots: list[set[int]] = [set() for _ in self.rse_names]
         self.deleted_bytes = [0] * self.n_rse
         self.deleted_files = [0] * self.n_rse
 
@@ -225,7 +224,6 @@ class Catalog:
         self.r_acc.append(math.nan)
         self.r_next.append(self.f_head[fid])
         self.f_head[fid] = s
-        self.rse_slots[rse].add(s)
         if state == AVAILABLE and self.f_ds[fid] >= 0:
             self._count_available(fid, rse, +1)
         return s
@@ -236,6 +234,15 @@ class Catalog:
             size = self.f_size[self.r_fid[s]]
             self.r_bytes[s] = size
             self.rses[self.r_rse[s]].used_bytes += size
+
+    def slots_on(self, rse: int) -> np.ndarray:
+        """Slots of the file replicas on ``rse`` that are not deleted, in slot order (a scan: the reaper
+        and checks use it, the hot path does not)."""
+        if not len(self.r_rse):
+            return np.zeros(0, dtype=np.int64)
+        on = np.frombuffer(self.r_rse, dtype=np.int32) == rse
+        alive = np.frombuffer(self.r_state, dtype=np.int8) != DELETED
+        return np.flatnonzero(on & alive)
 
     def mark_available(self, s: int, now: float) -> None:
         """A COPYING replica's transfer is done."""
@@ -259,7 +266,6 @@ class Catalog:
             while nxt[p] != s:
                 p = nxt[p]
             nxt[p] = nxt[s]
-        self.rse_slots[rse].discard(s)
         self.rses[rse].used_bytes -= self.r_bytes[s]
 
     def _count_available(self, fid: int, rse: int, delta: int) -> None:

@@ -383,7 +383,7 @@ class Conveyor:
         size = self.catalog.f_size[req.fid[rid]]
         ok = req.reason[rid] == 0
         opt = lk.opt
-        opt.observe_transfer(now, size, now - req.started[rid], ok, rid in req.retry)
+        opt._done.append((now, now - req.started[rid], size, ok, rid in req.retry))  # observe_transfer, inlined
         lk.n_obs += 1
         if lk.n_obs % 2048 == 0 and lk not in self._backlogged:
             opt.measure(now)  # prunes observations older than its window on links that are not ticked

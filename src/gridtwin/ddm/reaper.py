@@ -155,7 +155,7 @@ class Reaper:
         in_use = cat.r_src_use  # sources of transfers under way: Rucio's reaper leaves them out too
         cands = []
         copies: dict[int, int] = {}
-        for s in sorted(cat.rse_slots[rse]):
+        for s in cat.slots_on(rse).tolist():
             if st[s] == 0 and lk[s] == 0 and tb[s] <= now and s not in in_use:
                 acc = ac[s]
                 cands.append(ReplicaCandidate(s, by[s], 0, tb[s], None if acc != acc else acc))

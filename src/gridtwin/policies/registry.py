@@ -62,47 +62,28 @@ def _load_module_class(spec: str) -> Any:
 
 def make_policy(spec: str | BrokeragePolicy) -> BrokeragePolicy:
     """Instantiate a brokerage policy from a name, an entry point, a ``module:Class`` or an object."""
-    if not isinstance(spec, str):
-        obj: Any = spec
-    elif spec in BUILTIN:
-        obj = BUILTIN[spec]
-    elif ":" in spec:
-        obj = _load_module_class(spec)
-    else:
-        eps = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == spec]
-        if not eps:
-            raise PolicyError(
-                f"unknown brokerage policy {spec!r}; known: {', '.join(available_policies())} "
-                "(or give 'module:Class')"
-            )
-        try:
-            obj = eps[0].load()
-        except Exception as exc:
-            raise PolicyError(f"policy {spec!r}: loading entry point failed: {type(exc).__name__}: {exc}") from exc
-    if isinstance(obj, type):
-        try:
-            obj = obj()
-        except Exception as exc:
-            raise PolicyError(f"policy {spec!r}: constructing it failed: {type(exc).__name__}: {exc}") from exc
-    if not callable(getattr(obj, "assign", None)):
-        raise PolicyError(f"policy {spec!r}: has no assign(chunk, candidates, grid, rng) method")
-    if not getattr(obj, "name", None):
-        with contextlib.suppress(AttributeError):
-            obj.name = str(spec)
-    return obj
+    return make_plugin("brokerage", spec)
 
 
 PLUGIN_KINDS = {
     # kind: (entry-point group, built-ins, method every plugin of the kind must have)
+    "brokerage": (ENTRY_POINT_GROUP, "gridtwin.policies.registry:BUILTIN", "assign"),
     "source selection": ("gridtwin.source_selection", "gridtwin.policies.source_selection:BUILTIN_SOURCE_SELECTORS",
                          "choose"),
     "placement": ("gridtwin.placement", "gridtwin.policies.placement:BUILTIN_PLACEMENTS", "on_read"),
 }
 
 
+_PROTOCOLS = {
+    "brokerage": "assign(chunk, candidates, grid, rng)",
+    "source selection": "choose(candidates, dst_rse, file_bytes)",
+    "placement": "on_read(dataset, site, view), tick(view), setup(platform)",
+}
+
+
 def make_plugin(kind: str, spec: Any, options: dict[str, Any] | None = None) -> Any:
-    """Instantiate a source-selection or placement plugin from a built-in name, an entry point of its
-    group, a ``module:Class`` (or ``path.py:Class``) string, or an object; ``options`` go to the class."""
+    """Instantiate a brokerage, source-selection or placement plugin from a built-in name, an entry point of
+    its group, a ``module:Class`` (or ``path.py:Class``) string, or an object; ``options`` go to the class."""
     group, builtin_ref, method = PLUGIN_KINDS[kind]
     mod, _, attr = builtin_ref.partition(":")
     builtin: dict[str, Any] = getattr(importlib.import_module(mod), attr)
@@ -135,7 +116,8 @@ def make_plugin(kind: str, spec: Any, options: dict[str, Any] | None = None) -> 
     elif options:
         raise PolicyError(f"{kind} policy {spec!r}: options given for an object that is already built")
     if not callable(getattr(obj, method, None)):
-        raise PolicyError(f"{kind} policy {spec!r}: has no {method}() method")
+        raise PolicyError(f"{kind} policy {spec!r}: has no {method}() method ({kind} protocol: "
+                          f"{_PROTOCOLS[kind]})")
     if not getattr(obj, "name", None):
         with contextlib.suppress(AttributeError):
             obj.name = str(spec)

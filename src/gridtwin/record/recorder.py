@@ -348,17 +348,25 @@ class RunRecorder:
 
     def write(self, out: Path, metrics: SiteMetricsRecorder, progress=None) -> dict[str, int]:
         """Write every table into ``out``; return row counts."""
-        counts = {}
-        builders = (("jobs", self.jobs_table), ("job_status_log", self.status_log_table),
-                    ("job_files", self.job_files_table), ("sites", self.sites_table),
-                    ("site_metrics", lambda: self.site_metrics_table(metrics)))
-        for name, build in builders:
-            table = build()
-            _write(table, out / f"{name}.parquet")
-            counts[name] = table.num_rows
-            if progress is not None:
-                progress(name)
-        return counts
+        return write_tables(out, (("jobs", self.jobs_table), ("job_status_log", self.status_log_table),
+                                  ("job_files", self.job_files_table), ("sites", self.sites_table),
+                                  ("site_metrics", lambda: self.site_metrics_table(metrics))), progress)
+
+
+def write_tables(out: Path, builders, progress=None) -> dict[str, int]:
+    """Build and write ``(name, build)`` tables as ``out/<name>.parquet`` one at a time (a table is freed
+    before the next is built); return row counts by name."""
+    counts = {}
+    for name, build in builders:
+        table = build()
+        path = out / f"{name}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write(table, path)
+        counts[name] = table.num_rows
+        del table
+        if progress is not None:
+            progress(name)
+    return counts
 
 
 def finite_or_none(x: float) -> float | None:

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from gridtwin.ddm.judge import ROLES
 from gridtwin.ddm.requests import ACTIVITIES, DONE, FAILED, NO_SOURCES, REASONS
 from gridtwin.record import schema as SC
-from gridtwin.record.recorder import RunRecorder, _take, _ts, _write
+from gridtwin.record.recorder import RunRecorder, _take, _ts, write_tables
 
 if TYPE_CHECKING:
     from gridtwin.ddm.rucio import RucioServer
@@ -218,16 +218,9 @@ class RucioRecorder:
         }, schema=SC.JOB_TRANSFER_LINKS)
 
     def write(self, out: Path, progress=None) -> dict[str, int]:
-        counts = {}
-        (out / "truth").mkdir(exist_ok=True)
-        for name, build in (("transfers", self.transfers_table), ("link_metrics", self.link_metrics_table),
-                            ("rules", self.rules_table), ("deletions", self.deletions_table),
-                            ("truth/job_transfer_links", self.truth_table)):
-            table = build()
-            _write(table, out / f"{name}.parquet")
-            counts[name] = table.num_rows
-            if progress is not None:
-                progress(name)
-        return counts
+        """Write the data-management tables into ``out``; return row counts."""
+        return write_tables(out, (("transfers", self.transfers_table), ("link_metrics", self.link_metrics_table),
+                                  ("rules", self.rules_table), ("deletions", self.deletions_table),
+                                  ("truth/job_transfer_links", self.truth_table)), progress)
 
 
