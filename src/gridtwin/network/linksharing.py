@@ -15,7 +15,8 @@ resource keeps one clock ``vt`` (bytes served to each of its flows so far) advan
 A flow arriving when the clock reads ``vt`` finishes when it reads ``vt + size``; these finish
 readings sit in a heap, so a start or a finish costs one heap operation plus one engine reschedule,
 never a pass over the resource's flows. Each resource keeps at most one pending engine event (its
-earliest finish), cancelled and rescheduled when its rate changes.
+earliest finish); when an arrival moves that finish later the event stays and, firing early, moves
+itself on; it is cancelled and rescheduled only when the finish moves earlier.
 
 Approximation for multi-resource routes ("transit" flows): a transit flow gets the bottleneck share
 of its route, ``min(window_cap, min_r bandwidth_factor * capacity_r / n_r)`` with ``n_r`` counting
