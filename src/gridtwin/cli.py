@@ -114,6 +114,35 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]) -> No
     console.print(f"report: {path}")
 
 
+@app.command("import")
+def import_cmd(
+    out: Annotated[Path, typer.Argument(help="Folder to write (jobs, transfers, sites, rejected, import.json).")],
+    jobs: Annotated[list[Path] | None, typer.Option("--jobs", help="PanDA job records (CSV, CSV.gz, Parquet).")] = None,
+    transfers: Annotated[list[Path] | None, typer.Option(
+        "--transfers", help="Rucio transfer events (JSON lines: hermes or MONIT-enriched; .gz ok).")] = None,
+    cric: Annotated[Path | None, typer.Option(help="CRIC PanDA-queue JSON (or the site_info.json shape).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace OUT even if it holds something other than an import.")] = False,
+) -> None:
+    """Import real PanDA and Rucio records into the tables a simulated run writes; rows set aside are
+    counted and kept in rejected.parquet with their file, line, column and reason."""
+    from gridtwin.analytics.import_folder import import_records
+
+    try:
+        summary = import_records(out, jobs=jobs or [], transfers=transfers or [], cric=cric, force=force)
+    except GridtwinError as exc:
+        _fail(exc)
+        return
+    for f in summary["files"]:
+        line = f"{f['source']}: {f['rows']:,} rows imported, {f['rejected']:,} set aside"
+        if f.get("rejected_by_reason"):
+            line += " (" + ", ".join(f"{k}: {v}" for k, v in f["rejected_by_reason"].items()) + ")"
+        console.print(line, highlight=False, soft_wrap=True)
+        for note in f.get("notes", []):
+            console.print(f"  note: {note}", highlight=False, soft_wrap=True)
+    console.print(f"import: {out} ({summary['rejected_total']:,} rows set aside in rejected.parquet)",
+                  highlight=False, soft_wrap=True)
+
+
 @app.command()
 def policies() -> None:
     """List the brokerage policies available by name."""

@@ -344,13 +344,15 @@ def _epoch_ms(sc: Scenario) -> int:
 def check_output_folder(out: Path, force: bool = False) -> Path:
     """Resolve ``out`` and make sure writing a run there destroys nothing but an earlier run.
 
-    An existing folder is replaced only if it is empty, holds an earlier gridtwin run (``run.json``),
-    or ``force`` is set; a file of that name, or a parent that cannot be created, is an error."""
+    An existing folder is replaced only if it is empty, holds an earlier gridtwin run (``run.json``) or
+    import (``import.json``), or ``force`` is set; a file of that name, or a parent that cannot be created,
+    is an error."""
     out = Path(out).expanduser().resolve()
     if out.exists():
         if not out.is_dir():
             raise ConfigError(f"--out {out}: a file of that name exists; a folder was expected")
-        if any(out.iterdir()) and not (out / "run.json").exists() and not force:
+        earlier = (out / "run.json").exists() or (out / "import.json").exists()
+        if any(out.iterdir()) and not earlier and not force:
             raise ConfigError(f"--out {out}: the folder exists and does not hold a gridtwin run; "
                               "choose another folder (or pass --force to replace its contents)")
         if out == Path.cwd() or out in Path.cwd().parents:
