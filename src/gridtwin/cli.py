@@ -144,6 +144,34 @@ def import_cmd(
 
 
 @app.command()
+def analyze(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder or an import folder (jobs + transfers).")],
+    out: Annotated[Path | None, typer.Option(help="Where to write (default: RUN_DIR/analysis).")] = None,
+    network: Annotated[Path | None, typer.Option(
+        help="Network matrix JSON (site_conn_info.json shape): closeness for the distant-source check.")] = None,
+    tolerance_s: Annotated[float, typer.Option(help="Time tolerance of the job-transfer matching, s.")] = 60.0,
+) -> None:
+    """Link jobs to transfers at file level, find late, redundant, misdirected, unused and distant-source
+    transfers and locality violations, measure the imbalance; Parquet tables plus analysis.html."""
+    from gridtwin.analytics.analyze import analyze_folder
+
+    try:
+        summary = analyze_folder(run_dir, out, tolerance_s=tolerance_s, network=network)
+    except GridtwinError as exc:
+        _fail(exc)
+        return
+    console.print(f"links: {summary['links']:,}; jobs without their transfers: {summary['unmatched_jobs']:,}; "
+                  f"transfers that fed no job: {summary['unmatched_transfers']:,}", highlight=False, soft_wrap=True)
+    if summary.get("linker_score"):
+        sc = summary["linker_score"]
+        console.print(f"linker against truth: precision {sc['precision']:.4f}, recall {sc['recall']:.4f}",
+                      highlight=False, soft_wrap=True)
+    console.print("anomalies: " + ", ".join(f"{k} {v:,}" for k, v in summary["anomalies"].items()),
+                  highlight=False, soft_wrap=True)
+    console.print(f"analysis: {out or Path(run_dir) / 'analysis'}", highlight=False, soft_wrap=True)
+
+
+@app.command()
 def policies() -> None:
     """List the brokerage policies available by name."""
     from gridtwin.policies.registry import available_policies
