@@ -199,3 +199,14 @@ def test_top_level_not_an_object_and_empty(tmp_path):
 def test_model_errors_become_input_errors():
     with pytest.raises(InputError, match=r"mem\.json.*'Q'.*smaller than one slot"):
         platform_from_cric({"Q": cric_entry(total_cores=4)}, "mem.json")
+
+
+def test_duplicate_queue_and_undecodable_bytes_are_named(tmp_path):
+    dup = tmp_path / "dup.json"
+    dup.write_text('{"A_Q": {"corecount": 8, "GFLOPS": 100}, "A_Q": {"corecount": 16, "GFLOPS": 100}}')
+    with pytest.raises(InputError, match=r"dup\.json: duplicate key 'A_Q'"):
+        load_cric_queues(dup)
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b'{"A_Q": {"corecount": 8, "GFLOPS": 1\xff00}}')
+    with pytest.raises(InputError, match=r"bad\.json: not UTF-8 text \(invalid start byte at byte 36\)"):
+        load_cric_queues(bad)

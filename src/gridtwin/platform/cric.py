@@ -131,9 +131,25 @@ def read_json(path: str | Path) -> Any:
     except OSError as exc:
         raise InputError(f"{p}: cannot read: {exc.strerror or exc}") from exc
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise InputError(f"{p}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+    except _DuplicateKey as exc:
+        raise InputError(f"{p}: duplicate key {exc.args[0]!r} in one JSON object (a queue or pair listed twice; "
+                         "which one is meant cannot be told)") from None
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
 
 
 def number(value: Any, where: str, fld: str, *, integer: bool = False, signed: bool = False) -> float | None:
