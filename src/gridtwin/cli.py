@@ -116,8 +116,11 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]) -> No
 
 @app.command("import")
 def import_cmd(
-    out: Annotated[Path, typer.Argument(help="Folder to write (jobs, transfers, sites, rejected, import.json).")],
+    out: Annotated[Path, typer.Argument(
+        help="Folder to write (jobs, job_files, transfers, sites, rejected, import.json).")],
     jobs: Annotated[list[Path] | None, typer.Option("--jobs", help="PanDA job records (CSV, CSV.gz, Parquet).")] = None,
+    files: Annotated[list[Path] | None, typer.Option(
+        "--files", help="PanDA job files (FILESTABLE4-like CSV, CSV.gz, Parquet).")] = None,
     transfers: Annotated[list[Path] | None, typer.Option(
         "--transfers", help="Rucio transfer events (JSON lines: hermes or MONIT-enriched; .gz ok).")] = None,
     cric: Annotated[Path | None, typer.Option(help="CRIC PanDA-queue JSON (or the site_info.json shape).")] = None,
@@ -128,7 +131,8 @@ def import_cmd(
     from gridtwin.analytics.import_folder import import_records
 
     try:
-        summary = import_records(out, jobs=jobs or [], transfers=transfers or [], cric=cric, force=force)
+        summary = import_records(out, jobs=jobs or [], transfers=transfers or [], cric=cric,
+                                 files=files or [], force=force)
     except GridtwinError as exc:
         _fail(exc)
         return

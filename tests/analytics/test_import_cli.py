@@ -66,7 +66,7 @@ def test_unreadable_input_exits_2_and_writes_nothing(tmp_path):
 
 def test_nothing_to_import_and_foreign_folder_are_errors(tmp_path):
     result = invoke("import", tmp_path / "imp")
-    assert result.exit_code == 2 and "at least one of --jobs, --transfers or --cric" in result.output
+    assert result.exit_code == 2 and "at least one of --jobs, --files, --transfers or --cric" in result.output
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")

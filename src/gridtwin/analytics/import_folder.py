@@ -1,8 +1,9 @@
 """``gridtwin import``: real records into an import folder with the tables a simulated run writes.
 
-PanDA job files become ``jobs.parquet``, Rucio event files ``transfers.parquet``, a CRIC queue file
-``sites.parquet``; every row set aside goes to ``rejected.parquet`` (with its file, line, column and
-reason) and ``import.json`` sums it all up. The folder is written atomically, as a run folder is.
+PanDA job records become ``jobs.parquet``, PanDA job files ``job_files.parquet``, Rucio event files
+``transfers.parquet``, a CRIC queue file ``sites.parquet``; every row set aside goes to ``rejected.parquet``
+(with its file, line, column and reason) and ``import.json`` sums it all up. The folder is written atomically,
+as a run folder is.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from gridtwin.analytics.import_files import import_panda_files
 from gridtwin.analytics.import_panda import import_panda_jobs
 from gridtwin.analytics.import_rucio import import_rucio_events
 from gridtwin.analytics.importing import REJECTED, ImportResult, Rejected
@@ -23,11 +25,20 @@ from gridtwin.record import schema as SC
 from gridtwin.record.recorder import write_tables
 
 
-def _dedupe(results: list[ImportResult], key: str, what: str) -> tuple[pa.Table, pa.Table]:
-    """Concatenate the files' tables; a ``key`` seen in an earlier file is set aside."""
+def _dedupe(results: list[ImportResult], key: str | tuple[str, ...], what: str) -> tuple[pa.Table, pa.Table]:
+    """Concatenate the files' tables; a ``key`` (one column, or a tuple of columns) seen in an earlier file
+    is set aside."""
     tables = [r.table for r in results]
     table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
-    keys = table.column(key).to_numpy(zero_copy_only=False)
+    if isinstance(key, str):
+        keys = table.column(key).to_numpy(zero_copy_only=False)
+        raws = keys
+        column, reason = key, f"duplicate {key} (in an earlier file)"
+    else:
+        parts = [table.column(k).to_pylist() for k in key]
+        keys = np.array(["\x1f".join(map(str, t)) for t in zip(*parts, strict=True)], dtype=object)
+        raws = [",".join(map(str, t)) for t in zip(*parts, strict=True)]
+        column, reason = "lfn" if what == "file" else None, f"duplicate {what} (in an earlier file)"
     _, first = np.unique(keys, return_index=True)
     keep = np.zeros(len(keys), dtype=bool)
     keep[first] = True
@@ -37,7 +48,7 @@ def _dedupe(results: list[ImportResult], key: str, what: str) -> tuple[pa.Table,
         for i in np.flatnonzero(~keep):
             f = int(np.searchsorted(offsets, i, side="right") - 1)
             extra.source_file = str(results[f].source)
-            extra.add(int(i - offsets[f]) + 1, key, f"duplicate {key} (in an earlier file)", str(keys[i]))
+            extra.add(int(i - offsets[f]) + 1, column, reason, str(raws[i]))
         table = table.filter(pa.array(keep))
     return table, extra.table()
 
@@ -63,22 +74,27 @@ def sites_from_cric(path: Path) -> pa.Table:
 
 
 def import_records(out: Path, *, jobs: Sequence[Path] = (), transfers: Sequence[Path] = (),
-                   cric: Path | None = None, force: bool = False) -> dict:
+                   cric: Path | None = None, files: Sequence[Path] = (), force: bool = False) -> dict:
     """Import the given files into the folder ``out``; return the summary written to ``import.json``."""
     from gridtwin.scenario import check_output_folder
 
-    if not jobs and not transfers and cric is None:
-        raise ConfigError("import: give at least one of --jobs, --transfers or --cric")
+    if not jobs and not transfers and not files and cric is None:
+        raise ConfigError("import: give at least one of --jobs, --files, --transfers or --cric")
     out = check_output_folder(out, force)
     job_results = [import_panda_jobs(Path(p)) for p in jobs]  # every input error surfaces before writing
+    file_results = [import_panda_files(Path(p)) for p in files]
     transfer_results = [import_rucio_events(Path(p)) for p in transfers]
     sites = sites_from_cric(Path(cric)) if cric is not None else None
     builders = []
-    rejected = [r.rejected for r in job_results + transfer_results]
+    rejected = [r.rejected for r in job_results + file_results + transfer_results]
     if job_results:
         table, dup = _dedupe(job_results, "pandaid", "job")
         rejected.append(dup)
         builders.append(("jobs", lambda t=table: t))
+    if file_results:
+        table, dup = _dedupe(file_results, ("pandaid", "lfn", "type"), "file")
+        rejected.append(dup)
+        builders.append(("job_files", lambda t=table: t))
     if transfer_results:
         table, dup = _dedupe(transfer_results, "request_id", "transfer")
         rejected.append(dup)
@@ -96,7 +112,7 @@ def import_records(out: Path, *, jobs: Sequence[Path] = (), transfers: Sequence[
         summary = {
             "kind": "import",
             "rows": counts,
-            "files": [r.summary() for r in job_results + transfer_results]
+            "files": [r.summary() for r in job_results + file_results + transfer_results]
             + ([{"source": str(cric), "rows": sites.num_rows, "rejected": 0}] if sites is not None else []),
             "rejected_total": rej.num_rows,
         }

@@ -377,6 +377,34 @@ def _split_timing(arr: pa.Array, checks: _Checks) -> tuple[dict[str, tuple[np.nd
 # ---------------------------------------------------------------------------------------------- the importer
 
 
+def load_table_file(path: Path, rejected: Rejected):
+    """The source columns of a ``.csv``, ``.csv.gz`` or ``.parquet`` file (lower-case names), the line of
+    each row, a raw-text getter, and the file kind ("csv" or "parquet"); malformed CSV rows go to
+    ``rejected``. InputFileError for a missing, empty, unreadable or unsupported file."""
+    if not path.is_file():
+        raise InputFileError(f"{path.name}: no such file ({path})")
+    lower = path.name.lower()
+    if lower.endswith(".parquet"):
+        return (*_read_parquet(path), "parquet")
+    if not lower.endswith((".csv", ".csv.gz")):
+        raise InputFileError(f"{path.name}: unsupported file type (expected .csv, .csv.gz or .parquet)")
+    try:
+        data = path.read_bytes()
+        if lower.endswith(".gz"):
+            data = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as e:
+        raise InputFileError(f"{path.name}: cannot read ({e})") from None
+    if not data.strip() or data.strip() == b"\xef\xbb\xbf":
+        raise InputFileError(f"{path.name}: empty file")
+    gc_was_on = gc.isenabled()
+    gc.disable()  # millions of small lists of strings: the cyclic collector would only slow this down
+    try:
+        return (*_read_csv(path, data, rejected), "csv")
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
 def import_panda_jobs(path: Path) -> ImportResult:
     """Read PanDA job records from ``path`` (``.csv``, ``.csv.gz`` or ``.parquet``) into the jobs table.
 
@@ -385,31 +413,7 @@ def import_panda_jobs(path: Path) -> ImportResult:
     """
     path = Path(path)
     rejected = Rejected(str(path))
-    if not path.is_file():
-        raise InputFileError(f"{path.name}: no such file ({path})")
-    lower = path.name.lower()
-    if lower.endswith(".parquet"):
-        cols, lines, raw = _read_parquet(path)
-        kind = "parquet"
-    elif lower.endswith((".csv", ".csv.gz")):
-        try:
-            data = path.read_bytes()
-            if lower.endswith(".gz"):
-                data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as e:
-            raise InputFileError(f"{path.name}: cannot read ({e})") from None
-        if not data.strip() or data.strip() == b"\xef\xbb\xbf":
-            raise InputFileError(f"{path.name}: empty file")
-        gc_was_on = gc.isenabled()
-        gc.disable()  # millions of small lists of strings: the cyclic collector would only slow this down
-        try:
-            cols, lines, raw = _read_csv(path, data, rejected)
-        finally:
-            if gc_was_on:
-                gc.enable()
-        kind = "csv"
-    else:
-        raise InputFileError(f"{path.name}: unsupported file type (expected .csv, .csv.gz or .parquet)")
+    cols, lines, raw, kind = load_table_file(path, rejected)
 
     missing = [c for c in REQUIRED if c not in cols]
     if missing:
