@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from gridtwin.analytics.kpi import _jsonable
 from gridtwin.errors import ConfigError
 from gridtwin.record.recorder import write_tables
 
@@ -91,18 +92,6 @@ def analyze_folder(run_dir: Path, out: Path | None = None, *, tolerance_s: float
     (out / "analysis.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     _write_html(out, summary, summary_table, imb)
     return summary
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
 
 
 def _table_html(table: pa.Table, limit: int = 30) -> str:

@@ -510,12 +510,7 @@ def import_panda_jobs(path: Path) -> ImportResult:
     checks.flag(dup, "pandaid", "duplicate pandaid")
 
     # rejects, in line order
-    for i, column, reason in checks.found:
-        rejected.add(int(lines[i]), column, reason, raw(i))
-    order = np.argsort(np.asarray(rejected.lines, dtype=np.int64), kind="stable")
-    for attr in ("lines", "columns", "reasons", "raws"):
-        values = getattr(rejected, attr)
-        setattr(rejected, attr, [values[k] for k in order])
+    rejected.add_found(checks.found, lines, raw)
 
     keep = pa.array(~checks.bad)
     arrays = []

@@ -49,6 +49,15 @@ class Rejected:
         self.reasons.append(reason)
         self.raws.append(None if raw is None else raw[:2000])
 
+    def add_found(self, found, lines, raw) -> None:
+        """Add ``(row index, column, reason)`` problems, then keep every entry in line order (stable)."""
+        for i, column, reason in found:
+            self.add(int(lines[i]), column, reason, raw(i))
+        order = sorted(range(len(self.lines)), key=self.lines.__getitem__)
+        for attr in ("lines", "columns", "reasons", "raws"):
+            values = getattr(self, attr)
+            setattr(self, attr, [values[k] for k in order])
+
     def __len__(self) -> int:
         return len(self.lines)
 
