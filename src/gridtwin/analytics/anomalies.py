@@ -68,6 +68,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from gridtwin.analytics.duck import fetch_arrow
 from gridtwin.record import schema
 
 ANOMALY_CLASSES = ("late", "redundant", "misdirected", "unused", "locality", "distant_source")
@@ -134,13 +135,6 @@ def open_run(run_dir: Path, tables: tuple[str, ...] = RECORD_TABLES) -> tuple[du
             missing.append(name)
             con.register(name, schema.TABLES[name].empty_table())
     return con, missing
-
-
-def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
-    """Result of ``sql`` as a pa.Table (relation ``to_arrow_table``; ``arrow`` on older DuckDB)."""
-    relation = con.sql(sql)
-    fetch = getattr(relation, "to_arrow_table", None) or relation.arrow
-    return fetch()
 
 
 def create_job_site_view(con: duckdb.DuckDBPyConnection) -> None:

@@ -26,7 +26,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from gridtwin.analytics.anomalies import TRANSFER_DONE, create_job_site_view, fetch_arrow, open_run, rse_site_sql
+from gridtwin.analytics.anomalies import TRANSFER_DONE, create_job_site_view, open_run, rse_site_sql
+from gridtwin.analytics.duck import fetch_arrow
 from gridtwin.record.schema import TS
 
 TOP_LINKS = 10

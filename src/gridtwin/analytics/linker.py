@@ -60,6 +60,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from gridtwin.analytics.duck import fetch_arrow
 from gridtwin.record import schema as SC
 
 LINKS = pa.schema([("pandaid", pa.int64()), ("request_id", pa.string()), ("role", pa.string()),
@@ -216,12 +217,12 @@ def link_jobs_to_transfers(run_dir: Path, tolerance_s: float = 60.0) -> LinkResu
     WHERE NOT EXISTS (SELECT 1 FROM direct d WHERE d.pandaid = i.pandaid AND d.request_id = i.request_id
                       AND d.role = i.role);
     """)
-    links = con.sql("SELECT * FROM links ORDER BY pandaid, role, request_id").to_arrow_table()
+    links = fetch_arrow(con, "SELECT * FROM links ORDER BY pandaid, role, request_id")
     links = _to_schema(links, LINKS)
 
     went_transferring = ("pandaid IN (SELECT pandaid FROM job_status_log_raw WHERE jobstatus = 'transferring')"
                          if have["job_status_log"] else "jobstatus = 'finished'")
-    unmatched_jobs = con.sql(f"""
+    unmatched_jobs = fetch_arrow(con, f"""
     SELECT pandaid, 'input' AS role,
            'waited for input (dispatch block ' || coalesce(dispatchdblock, 'in job_files') ||
            ') but no transfer matched' AS reason
@@ -232,8 +233,8 @@ def link_jobs_to_transfers(run_dir: Path, tolerance_s: float = 60.0) -> LinkResu
     FROM j WHERE destinationse IS NOT NULL AND {_site('destinationse')} <> site AND {went_transferring}
       AND pandaid NOT IN (SELECT pandaid FROM links WHERE role = 'output')
     ORDER BY pandaid, role
-    """).to_arrow_table()
-    unmatched_transfers = con.sql("""
+    """)
+    unmatched_transfers = fetch_arrow(con, """
     SELECT t.request_id, t.dataset, t.name, t.activity,
         CASE WHEN t.name IS NULL AND t.dataset IS NULL THEN 'name and dataset blank'
              WHEN t.dataset IN (SELECT dispatchdblock FROM j) OR t.dataset IN (SELECT destinationdblock FROM j)
@@ -244,7 +245,7 @@ def link_jobs_to_transfers(run_dir: Path, tolerance_s: float = 60.0) -> LinkResu
         END AS reason
     FROM t WHERE t.request_id NOT IN (SELECT request_id FROM links)
     ORDER BY t.request_id
-    """).to_arrow_table()
+    """)
     con.close()
     n_t = links.num_rows
     notes.append(f"{n_t} links ({pc.sum(pc.equal(links['role'], 'input')).as_py() or 0} input), "
