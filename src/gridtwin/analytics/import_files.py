@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gridtwin.analytics.import_panda import _Checks, _clean_strings, _np_bool, _to_int, load_table_file
-from gridtwin.analytics.importing import ImportResult, InputFileError, Rejected
+from gridtwin.analytics.importing import ImportResult, Rejected
 from gridtwin.record.schema import JOB_FILES
 
 REQUIRED = ("pandaid", "lfn", "type")
@@ -59,11 +59,7 @@ def import_panda_files(path: Path) -> ImportResult:
     """
     path = Path(path)
     rejected = Rejected(str(path))
-    cols, lines, raw, kind = load_table_file(path, rejected)
-    missing = [c for c in REQUIRED if c not in cols]
-    if missing:
-        where = "line 1: " if kind == "csv" else ""
-        raise InputFileError(f"{path.name}: {where}missing required column(s) {', '.join(missing)}")
+    cols, lines, raw, kind = load_table_file(path, rejected, REQUIRED)
     ignored = sorted(c for c in cols if c not in JOB_FILES.names)
     n = len(lines)
     checks = _Checks(n)

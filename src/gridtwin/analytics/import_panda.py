@@ -377,10 +377,20 @@ def _split_timing(arr: pa.Array, checks: _Checks) -> tuple[dict[str, tuple[np.nd
 # ---------------------------------------------------------------------------------------------- the importer
 
 
-def load_table_file(path: Path, rejected: Rejected):
+def load_table_file(path: Path, rejected: Rejected, required: tuple[str, ...] = ()):
     """The source columns of a ``.csv``, ``.csv.gz`` or ``.parquet`` file (lower-case names), the line of
     each row, a raw-text getter, and the file kind ("csv" or "parquet"); malformed CSV rows go to
-    ``rejected``. InputFileError for a missing, empty, unreadable or unsupported file."""
+    ``rejected``. InputFileError for a missing, empty, unreadable or unsupported file, or one without
+    the ``required`` columns."""
+    cols, lines, raw, kind = _load_table_file(path, rejected)
+    missing = [c for c in required if c not in cols]
+    if missing:
+        where = "line 1: " if kind == "csv" else ""
+        raise InputFileError(f"{path.name}: {where}missing required column(s) {', '.join(missing)}")
+    return cols, lines, raw, kind
+
+
+def _load_table_file(path: Path, rejected: Rejected):
     if not path.is_file():
         raise InputFileError(f"{path.name}: no such file ({path})")
     lower = path.name.lower()
@@ -413,12 +423,7 @@ def import_panda_jobs(path: Path) -> ImportResult:
     """
     path = Path(path)
     rejected = Rejected(str(path))
-    cols, lines, raw, kind = load_table_file(path, rejected)
-
-    missing = [c for c in REQUIRED if c not in cols]
-    if missing:
-        raise InputFileError(f"{path.name}: line 1: missing required column(s) {', '.join(missing)}"
-                             if kind == "csv" else f"{path.name}: missing required column(s) {', '.join(missing)}")
+    cols, lines, raw, kind = load_table_file(path, rejected, REQUIRED)
     for alias, target in _ALIASES.items():
         if alias in cols and target not in cols:
             cols[target] = cols[alias]
