@@ -9,7 +9,8 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -364,6 +365,27 @@ def check_output_folder(out: Path, force: bool = False) -> Path:
     return out
 
 
+@contextmanager
+def atomic_folder(out: Path) -> Iterator[Path]:
+    """Write a folder atomically: yield a hidden ``.<name>.partial`` sibling to fill; on success it
+    replaces ``out``, on any error it is removed and ``out`` is left as it was."""
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        if partial.exists():
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True)
+    except OSError as e:
+        raise ConfigError(f"{out}: cannot write there ({e.strerror})") from None
+    try:
+        yield partial
+        if out.exists():
+            shutil.rmtree(out)
+        partial.rename(out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
 def run_scenario(sc: Scenario, out: Path, *, policy: str | BrokeragePolicy | None = None,
                  progress: Callable[[str, float, float], None] | None = None, report: bool = True,
                  force: bool = False) -> RunResult:
@@ -375,14 +397,7 @@ def run_scenario(sc: Scenario, out: Path, *, policy: str | BrokeragePolicy | Non
         progress("simulate", 0.0, sim.horizon_s)
     sim.run(None if progress is None else (lambda now, h: progress("simulate", now, h)))
     sim_wall = time.perf_counter() - t0
-    partial = out.with_name(f".{out.name}.partial")
-    try:
-        if partial.exists():
-            shutil.rmtree(partial)
-        partial.mkdir(parents=True)
-    except OSError as e:
-        raise ConfigError(f"--out {out}: cannot write there ({e.strerror})") from None
-    try:
+    with atomic_folder(out) as partial:
         rec = RunRecorder(sim.server, sim.platform, _epoch_ms(sc))
         counts = rec.write(partial, sim.metrics, None if progress is None else (lambda name: progress(name, 1, 1)))
         if sim.ddm is not None:
@@ -418,10 +433,4 @@ def run_scenario(sc: Scenario, out: Path, *, policy: str | BrokeragePolicy | Non
             from gridtwin.analytics.report import write_report
 
             write_report(partial, kpis)
-        if out.exists():
-            shutil.rmtree(out)
-        partial.rename(out)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return result

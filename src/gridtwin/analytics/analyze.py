@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -73,24 +72,24 @@ def analyze_folder(run_dir: Path, out: Path | None = None, *, tolerance_s: float
     tables += [(f"anomalies/{name}", lambda t=t: t) for name, t in sorted(anomalies.items())]
     tables += [(f"imbalance/{name}", lambda t=t: t) for name, t in sorted(imb.items()) if isinstance(t, pa.Table)]
     scalars = {k: v for k, v in imb.items() if not isinstance(v, pa.Table)}
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    counts = write_tables(out, tables)
-    summary = {
-        "run_dir": str(run_dir),
-        "links": linked.links.num_rows,
-        "unmatched_jobs": linked.unmatched_jobs.num_rows,
-        "unmatched_transfers": linked.unmatched_transfers.num_rows,
-        "linker_notes": list(linked.notes),
-        "linker_score": scores,
-        "anomalies": {name: t.num_rows for name, t in sorted(anomalies.items())},
-        "imbalance": _jsonable(scalars),
-        "rows": counts,
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
-    }
-    (out / "analysis.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    _write_html(out, summary, summary_table, imb)
+    from gridtwin.scenario import atomic_folder
+
+    with atomic_folder(out) as partial:
+        counts = write_tables(partial, tables)
+        summary = {
+            "run_dir": str(run_dir),
+            "links": linked.links.num_rows,
+            "unmatched_jobs": linked.unmatched_jobs.num_rows,
+            "unmatched_transfers": linked.unmatched_transfers.num_rows,
+            "linker_notes": list(linked.notes),
+            "linker_score": scores,
+            "anomalies": {name: t.num_rows for name, t in sorted(anomalies.items())},
+            "imbalance": _jsonable(scalars),
+            "rows": counts,
+            "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        }
+        (partial / "analysis.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        _write_html(partial, summary, summary_table, imb)
     return summary
 
 

@@ -9,7 +9,6 @@ as a run folder is.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -76,7 +75,7 @@ def sites_from_cric(path: Path) -> pa.Table:
 def import_records(out: Path, *, jobs: Sequence[Path] = (), transfers: Sequence[Path] = (),
                    cric: Path | None = None, files: Sequence[Path] = (), force: bool = False) -> dict:
     """Import the given files into the folder ``out``; return the summary written to ``import.json``."""
-    from gridtwin.scenario import check_output_folder
+    from gridtwin.scenario import atomic_folder, check_output_folder
 
     if not jobs and not transfers and not files and cric is None:
         raise ConfigError("import: give at least one of --jobs, --files, --transfers or --cric")
@@ -103,11 +102,7 @@ def import_records(out: Path, *, jobs: Sequence[Path] = (), transfers: Sequence[
         builders.append(("sites", lambda: sites))
     rej = pa.concat_tables(rejected) if rejected else REJECTED.empty_table()
     builders.append(("rejected", lambda: rej))
-    partial = out.with_name(f".{out.name}.partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
-    try:
+    with atomic_folder(out) as partial:
         counts = write_tables(partial, builders)
         summary = {
             "kind": "import",
@@ -117,10 +112,4 @@ def import_records(out: Path, *, jobs: Sequence[Path] = (), transfers: Sequence[
             "rejected_total": rej.num_rows,
         }
         (partial / "import.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        partial.rename(out)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return summary

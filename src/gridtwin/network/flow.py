@@ -142,12 +142,22 @@ class FlowModel(ABC):
         self.window_bytes = float(window_bytes)
         self.completed = 0
         """Flows completed so far."""
+        self._flows: dict[FlowId, object] = {}  # active flows by id (latency phase included)
 
     def window_bound(self, latency_s: float) -> float:
         """The raw TCP-window bound of a flow on a route of one-way latency ``latency_s`` (before the factor)."""
         if latency_s > 0 and self.window_bytes > 0:
             return self.window_bytes / (2.0 * latency_s)
         return math.inf
+
+    def _deliver(self, done: Sequence, now: float) -> None:
+        """Completed flows (objects with ``fid``) leave the model; ``on_complete`` is called for each, in
+        order. Subclasses keep their active flows in ``self._flows`` (flow id -> flow)."""
+        flows = self._flows
+        for f in done:
+            del flows[f.fid]
+            self.completed += 1
+            self.on_complete(f.fid, now)
 
     @staticmethod
     def _check_start(flow_id: FlowId, route: Sequence[Resource], size_bytes: float) -> None:

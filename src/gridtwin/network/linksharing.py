@@ -200,23 +200,29 @@ class LinkSharing(FlowModel):
     def _activate_batch(self, key: tuple) -> None:
         """End of the latency phase of flows that share a route and a start time."""
         flows = self._latent.pop(key)
-        if len(flows) == 1 or len(key[1]) > 1:
+        if len(key[1]) == 1:
+            self._activate_local(self._state(key[1][0]), flows)
+        else:
             for f in flows:
                 self._activate(f)
-            return
+
+    def _activate_local(self, rs: _Res, flows: list[_Flow]) -> None:
+        """Flows whose route is ``rs`` alone end their latency phase now: they join its sharing (one
+        re-rate for all of them); zero-size ones complete at once, after it."""
         now = self.engine.now
-        rs = self._state(key[1][0])
         self._advance(rs, now)
         added = 0
+        done: list[_Flow] = []
         for f in flows:
             if f.state != _LATENT:
                 continue  # cancelled while paying its latency
             if f.size <= 0.0:
                 f.state = _DONE
-                continue  # completed below, after the resource is re-rated
+                done.append(f)
+                continue
             if rs.n_local == 0 and added == 0:
-                rs.vt = 0.0  # rebase the idle clock
-                rs.heap.clear()
+                rs.vt = 0.0  # rebase the idle clock: keeps vt small, so finish readings stay precise
+                rs.heap.clear()  # only cancelled flows can be left in it
             f.state = _LOCAL
             f.res = [rs]
             f.finish_vt = rs.vt + f.size
@@ -227,34 +233,19 @@ class LinkSharing(FlowModel):
             rs.n_local += added
             rs.n_all += added
             self._counts_changed([rs], now)
-        for f in flows:
-            if f.state == _DONE and f.fid in self._flows and self._flows[f.fid] is f:
-                del self._flows[f.fid]
-                self.completed += 1
-                self.on_complete(f.fid, now)
+        self._deliver(done, now)
 
     def _activate(self, f: _Flow) -> None:
         """End of the latency phase: the flow joins its resources' sharing."""
         if f.state != _LATENT:
             return  # cancelled while paying its latency
+        if len(f.route) == 1:
+            self._activate_local(self._state(f.route[0]), [f])
+            return
         now = self.engine.now
         if f.size <= 0.0:
-            self._finish_now(f, now)
-            return
-        if len(f.route) == 1:
-            rs = self._state(f.route[0])
-            self._advance(rs, now)
-            if rs.n_local == 0:
-                rs.vt = 0.0  # rebase the idle clock: keeps vt small, so finish readings stay precise
-                rs.heap.clear()  # only cancelled flows can be left in it
-            f.state = _LOCAL
-            f.res = [rs]
-            f.finish_vt = rs.vt + f.size
-            self._seq += 1
-            heapq.heappush(rs.heap, (f.finish_vt, self._seq, f))
-            rs.n_local += 1
-            rs.n_all += 1
-            self._counts_changed(f.res, now)
+            f.state = _DONE
+            self._deliver([f], now)
             return
         res = list(dict.fromkeys(self._state(r) for r in f.route))  # a resource listed twice counts once
         f.state = _TRANSIT
@@ -267,12 +258,6 @@ class LinkSharing(FlowModel):
             rs.n_all += 1
             rs.transit[f] = None
         self._counts_changed(res, now)  # sets f.rate: f is now in the transit set of its resources
-
-    def _finish_now(self, f: _Flow, now: float) -> None:
-        f.state = _DONE
-        del self._flows[f.fid]
-        self.completed += 1
-        self.on_complete(f.fid, now)
 
     def _counts_changed(self, changed: list[_Res], now: float) -> None:
         """Flows arrived at or left ``changed``: re-rate their transit flows, then their local flows."""
@@ -373,10 +358,7 @@ class LinkSharing(FlowModel):
         rs.n_local -= len(done)
         rs.n_all -= len(done)
         self._counts_changed([rs], now)
-        for f in done:  # callbacks last: they may start new flows on this very resource
-            del self._flows[f.fid]
-            self.completed += 1
-            self.on_complete(f.fid, now)
+        self._deliver(done, now)  # callbacks last: they may start new flows on this very resource
 
     def _drop_transit(self, f: _Flow, now: float) -> None:
         """Remove a transit flow (completed or cancelled) from its resources."""
@@ -408,7 +390,4 @@ class LinkSharing(FlowModel):
         for f in done:
             self._drop_transit(f, now)
         self._schedule_transit()
-        for f in done:
-            del self._flows[f.fid]
-            self.completed += 1
-            self.on_complete(f.fid, now)
+        self._deliver(done, now)

@@ -146,9 +146,7 @@ class MaxMin(FlowModel):
         f.t_last = now
         if f.size <= 0.0:
             f.state = _DONE
-            del self._flows[f.fid]
-            self.completed += 1
-            self.on_complete(f.fid, now)
+            self._deliver([f], now)
             return
         for ms, k in f.links.items():
             ms.flows[f] = k
@@ -220,10 +218,7 @@ class MaxMin(FlowModel):
             self._resolve(list(seeds), now)
         else:
             self._schedule()
-        for f in done:
-            del self._flows[f.fid]
-            self.completed += 1
-            self.on_complete(f.fid, now)
+        self._deliver(done, now)
 
 
 def solve_maxmin(flows: list[_MFlow], res: list[_MRes]) -> dict[_MFlow, float]:

@@ -9,7 +9,7 @@ plus the file itself, the "TransferWaitTime" ranking proposed in rucio PR #6415.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -53,13 +53,10 @@ class ClosenessSelector:
     static = True
 
     def choose(self, candidates: Sequence[SourceCandidate], dst_rse: str, file_bytes: int) -> int:
-        best = 0
-        best_key = None
-        for i, c in enumerate(candidates):
-            key = (c.is_tape, c.closeness, -(c.mbps if c.mbps is not None else c.bandwidth_bps / 1e6), c.rse)
-            if best_key is None or key < best_key:
-                best, best_key = i, key
-        return best
+        def key(c: SourceCandidate) -> tuple:
+            return (c.is_tape, c.closeness, -(c.mbps if c.mbps is not None else c.bandwidth_bps / 1e6), c.rse)
+
+        return _best(candidates, key)
 
 
 class QueueAwareSelector:
@@ -69,15 +66,16 @@ class QueueAwareSelector:
     static = False
 
     def choose(self, candidates: Sequence[SourceCandidate], dst_rse: str, file_bytes: int) -> int:
-        best = 0
-        best_key = None
-        for i, c in enumerate(candidates):
+        def key(c: SourceCandidate) -> tuple:
             rate = (c.mbps * 1e6) if c.mbps else c.bandwidth_bps
-            wait = (c.queued + c.active + 1) * max(file_bytes, 1) / rate
-            key = (c.is_tape, wait, c.closeness, c.rse)
-            if best_key is None or key < best_key:
-                best, best_key = i, key
-        return best
+            return (c.is_tape, (c.queued + c.active + 1) * max(file_bytes, 1) / rate, c.closeness, c.rse)
+
+        return _best(candidates, key)
+
+
+def _best(candidates: Sequence[SourceCandidate], key: Callable[[SourceCandidate], tuple]) -> int:
+    """Index of the candidate with the smallest key (the first one on ties)."""
+    return min(range(len(candidates)), key=lambda i: key(candidates[i]))
 
 
 BUILTIN_SOURCE_SELECTORS = {"closeness": ClosenessSelector, "queue-aware": QueueAwareSelector}

@@ -412,10 +412,11 @@ class PandaServer:
         if jobs.direct[row] == 2:
             # remote streaming: the payload waits on the WAN read; CPU time is unchanged, wall time grows
             t_cpu = self._work[spec] / (site.corepower * cores * eff * site.efficiency)
-            t_io = inb / min(self.ddm.params.direct_read_bps if self.ddm else net.stream_rate_bps,
-                             self.grid.link_between(self.atlas_names[jobs.source[row]], st.atlas_site).bandwidth_bps
-                             if jobs.source[row] >= 0 else net.stream_rate_bps)
-            eff *= t_cpu / (t_cpu + t_io)
+            rate = self.ddm.params.direct_read_bps  # direct[row] == 2 is set by data management only
+            src = jobs.source[row]
+            if src >= 0:
+                rate = min(rate, self.grid.link_between(self.atlas_names[src], st.atlas_site).bandwidth_bps)
+            eff *= t_cpu / (t_cpu + inb / rate)
         elif self.ddm is not None and jobs.dis[row]:
             self.ddm.read(self.input_fids(spec, self._ds[self._task[spec]]), self._in_rse[st.index])
         uf = self._u_fail.next
