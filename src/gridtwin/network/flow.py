@@ -210,6 +210,17 @@ class EarliestEvent:
         self.handle = None
         self.time = math.inf
 
+    def pop_due(self, heap: list, now: float) -> list:
+        """Pop every entry due at or before ``now``; return the flows (fourth item) of the valid ones, in
+        heap order (stale entries are dropped)."""
+        valid = self.is_valid
+        due = []
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            if valid(entry):
+                due.append(entry[3])
+        return due
+
     def reschedule(self, heap: list) -> None:
         """Point the engine event at the heap's earliest valid entry (or at nothing)."""
         valid = self.is_valid

@@ -379,14 +379,10 @@ class LinkSharing(FlowModel):
         """Complete every transit flow whose current finish time has come."""
         now = self.engine.now
         self._tevent.fired()
-        heap = self._theap
-        done: list[_Flow] = []
-        while heap and heap[0][0] <= now:
-            _, _, version, f = heapq.heappop(heap)
-            if f.state == _TRANSIT and version == f.version:
-                f.state = _DONE
-                f.remaining = 0.0
-                done.append(f)
+        done: list[_Flow] = self._tevent.pop_due(self._theap, now)
+        for f in done:
+            f.state = _DONE
+            f.remaining = 0.0
         for f in done:
             self._drop_transit(f, now)
         self._schedule_transit()

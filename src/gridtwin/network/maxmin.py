@@ -201,16 +201,11 @@ class MaxMin(FlowModel):
         """Complete every flow whose current finish time has come, then re-solve what they left."""
         now = self.engine.now
         self._event.fired()
-        heap = self._heap
-        done: list[_MFlow] = []
+        done: list[_MFlow] = self._event.pop_due(self._heap, now)
         seeds: dict[_MRes, None] = {}
-        while heap and heap[0][0] <= now:
-            _, _, version, f = heapq.heappop(heap)
-            if f.state != _ACTIVE or version != f.version:
-                continue
+        for f in done:
             f.state = _DONE
             f.remaining = 0.0
-            done.append(f)
             for ms in f.links:
                 del ms.flows[f]
                 seeds[ms] = None
