@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from gridtwin import __version__
 from gridtwin.errors import GridtwinError
+from gridtwin.ml.cli import register as _register_ml
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="gridtwin: a fast digital twin of ATLAS-style grid computing (PanDA, Rucio, WLCG).")
@@ -45,6 +46,8 @@ def simulate(
     out: Annotated[Path, typer.Option(help="Output folder for the records.")] = Path("gridtwin-run"),
     scale: Annotated[float | None, typer.Option(help="Workload size; 1.0 is about 1M jobs a day.")] = None,
     policy: Annotated[str | None, typer.Option(help="Brokerage policy name or module:Class.")] = None,
+    workload: Annotated[Path | None, typer.Option(
+        "--workload", help="Workload file (Parquet) to run instead of a generated workload.")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html beside the Parquet files.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no KPI table.")] = False,
     force: Annotated[bool, typer.Option(help="Replace --out even if it holds something other than a run.")] = False,
@@ -52,11 +55,12 @@ def simulate(
     """Simulate a scenario and write its records (Parquet), run.json and an HTML report."""
     from gridtwin.analytics.kpi import kpi_table
     from gridtwin.config import Scenario, load_scenario, scenario_from_dict
+    from gridtwin.errors import ConfigError
     from gridtwin.scenario import run_scenario
 
     try:
         sc: Scenario = load_scenario(scenario) if scenario is not None else scenario_from_dict({}, "defaults")
-        if seed is not None or scale is not None or policy is not None:
+        if seed is not None or scale is not None or policy is not None or workload is not None:
             data = sc.model_dump()
             if seed is not None:
                 data["seed"] = seed
@@ -64,7 +68,11 @@ def simulate(
                 data["workload"]["scale"] = scale
             if policy is not None:
                 data["brokerage"]["policy"] = policy
+            if workload is not None:
+                data["workload"]["file"] = workload
             sc = scenario_from_dict(data, "command line")  # validate what the options changed
+        if scale is not None and sc.workload.file is not None:
+            raise ConfigError("--scale sizes the generated workload; it does not apply to a workload file")
         if quiet:
             result = run_scenario(sc, out, report=report, force=force)
         else:
@@ -208,6 +216,9 @@ def scenario_validate(path: Annotated[Path, typer.Argument(help="Scenario YAML."
     platform = sim.platform
     console.print(f"{path}: valid ({len(platform.sites)} queues, {platform.total_cores():,} cores, "
                   f"{sim.workload.n_jobs:,} job specs, {len(sim.rules)} rule(s) from the scenario)")
+
+
+_register_ml(app)
 
 
 def main() -> None:

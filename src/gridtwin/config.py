@@ -94,6 +94,10 @@ class PlatformConfig(_Strict):
 
 
 class WorkloadConfig(_Strict):
+    """The generator's knobs, or ``file``: a workload file (Parquet, ``gridtwin.workload.file``) to run
+    instead; with a file, the other keys do not apply and the file sets the epoch and duration."""
+
+    file: Path | None = None
     scale: float = Field(1.0, gt=0, le=20)
     duration_h: float = Field(24.0, gt=0, le=24 * 31)
     n_users: int = Field(600, ge=1)
@@ -292,6 +296,9 @@ def scenario_from_dict(data: dict[str, Any], source: str = "scenario", base_dir:
                 upd[key] = (base_dir / p)
         if upd:
             sc = sc.model_copy(update={"platform": sc.platform.model_copy(update=upd)})
+        wf = sc.workload.file
+        if wf is not None and not wf.is_absolute():
+            sc = sc.model_copy(update={"workload": sc.workload.model_copy(update={"file": base_dir / wf})})
     return sc
 
 
@@ -337,6 +344,7 @@ platform:
   overrides: {}              # e.g. {BNL: {status: offline}, MWT2: {total_cores: 20000}}
 
 workload:
+  # file: workload.parquet   # run a workload file instead (then the keys below do not apply)
   scale: 1.0                 # 1.0 is about 1M jobs per day
   duration_h: 24             # tasks arrive during this window
   n_users: 600               # analysis users

@@ -40,6 +40,7 @@ from gridtwin.wms.failures import FailureRates
 from gridtwin.wms.jedi import JediParams
 from gridtwin.wms.panda import Downtime, PandaServer, WmsParams
 from gridtwin.wms.pilot import PilotParams
+from gridtwin.workload.file import file_sha256, read_workload
 from gridtwin.workload.generator import WorkloadParams, generate_workload
 
 
@@ -252,10 +253,20 @@ class Simulation:
             if callable(getattr(self.placement, "setup", None)):
                 self.placement.setup(self.platform)  # may add cache RSEs
         w = sc.workload
-        self.workload = generate_workload(
-            WorkloadParams(scale=w.scale, duration_s=w.duration_h * 3600.0, n_users=w.n_users,
-                           analysis_datasets_per_task=w.analysis_datasets_per_task, peak_hour_utc=w.peak_hour_utc),
-            self.streams.stream("workload"))
+        self.workload_file: dict[str, str] | None = None
+        """Path and SHA-256 of the workload file the run read (None: the workload was generated)."""
+        if w.file is not None:
+            # a workload file replaces the generator; its epoch and duration replace the scenario's
+            self.workload, epoch = read_workload(w.file)
+            self.workload_file = {"path": str(w.file), "sha256": file_sha256(w.file)}
+            sc = self.scenario = sc.model_copy(update={"epoch": epoch, "workload": w.model_copy(
+                update={"duration_h": self.workload.duration_s / 3600.0})})
+        else:
+            self.workload = generate_workload(
+                WorkloadParams(scale=w.scale, duration_s=w.duration_h * 3600.0, n_users=w.n_users,
+                               analysis_datasets_per_task=w.analysis_datasets_per_task,
+                               peak_hour_utc=w.peak_hour_utc),
+                self.streams.stream("workload"))
         check_platform_storage(self.platform)
         self.engine = Engine()
         site_names = sorted(self.platform.sites)
@@ -342,7 +353,8 @@ def _epoch_ms(sc: Scenario) -> int:
     return round(sc.epoch.timestamp() * 1000)
 
 
-def check_output_folder(out: Path, force: bool = False) -> Path:
+def check_output_folder(out: Path, force: bool = False, markers: tuple[str, ...] = ("run.json", "import.json"),
+                        what: str = "a gridtwin run") -> Path:
     """Resolve ``out`` and make sure writing a run there destroys nothing but an earlier run.
 
     An existing folder is replaced only if it is empty, holds an earlier gridtwin run (``run.json``) or
@@ -352,9 +364,9 @@ def check_output_folder(out: Path, force: bool = False) -> Path:
     if out.exists():
         if not out.is_dir():
             raise ConfigError(f"--out {out}: a file of that name exists; a folder was expected")
-        earlier = (out / "run.json").exists() or (out / "import.json").exists()
+        earlier = any((out / m).exists() for m in markers)
         if any(out.iterdir()) and not earlier and not force:
-            raise ConfigError(f"--out {out}: the folder exists and does not hold a gridtwin run; "
+            raise ConfigError(f"--out {out}: the folder exists and does not hold {what}; "
                               "choose another folder (or pass --force to replace its contents)")
         if out == Path.cwd() or out in Path.cwd().parents:
             raise ConfigError(f"--out {out}: refusing to replace the current folder or one of its parents")
@@ -393,6 +405,7 @@ def run_scenario(sc: Scenario, out: Path, *, policy: str | BrokeragePolicy | Non
     t0 = time.perf_counter()
     out = check_output_folder(out, force)
     sim = Simulation(sc, policy)  # every input error surfaces here, before anything is written
+    sc = sim.scenario  # a workload file sets the epoch and duration
     if progress:
         progress("simulate", 0.0, sim.horizon_s)
     sim.run(None if progress is None else (lambda now, h: progress("simulate", now, h)))
@@ -425,7 +438,7 @@ def run_scenario(sc: Scenario, out: Path, *, policy: str | BrokeragePolicy | Non
             "tasks_broken": result.tasks_broken, "job_specs_never_created": result.specs_never_created,
             "sim_end_s": result.sim_end_s, "epoch": sc.epoch.isoformat(),
             "rows": counts, "jobs_by_status": status, "kpis": kpis, "platform_notes": sim.platform.notes,
-            "ddm": sim.ddm_summary(),
+            "ddm": sim.ddm_summary(), "workload_file": sim.workload_file,
             "config": json.loads(sc.model_dump_json()),
         }
         (partial / "run.json").write_text(json.dumps(run_json, indent=2, sort_keys=True) + "\n")

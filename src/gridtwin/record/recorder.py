@@ -18,7 +18,6 @@ import pyarrow.parquet as pq
 from gridtwin.record import schema as SC
 from gridtwin.wms.jobs import log_file_bytes
 from gridtwin.wms.states import STATUS_NAMES, JobStatus
-from gridtwin.workload.categories import CATEGORIES
 
 if TYPE_CHECKING:
     from gridtwin.platform.model import Platform
@@ -118,7 +117,7 @@ class RunRecorder:
     def _build_destinations(self) -> tuple[pa.Array, pa.Array]:
         wl = self.srv.wl
         nuc = self.nucleus_task[self.task] if self.n else np.zeros(0, np.int64)
-        is_user = np.array([c.prodsourcelabel == "user" for c in CATEGORIES])[wl.category[self.task]]
+        is_user = np.array([c.prodsourcelabel == "user" for c in wl.categories])[wl.category[self.task]]
         dest_site = np.where(is_user | (nuc < 0), self.site, nuc)
         se = np.where(is_user, _take(self.scratch_site, dest_site).to_numpy(zero_copy_only=False),
                       _take(self.dest_rse_site, dest_site).to_numpy(zero_copy_only=False))
@@ -175,12 +174,12 @@ class RunRecorder:
             "nucleus": _take([s.atlas_site for s in srv.states], self.nucleus_task[task]),
             "cloud": _take([s.site.cloud for s in srv.states], self.site),
             "jobstatus": _take(list(STATUS_NAMES), self.status),
-            "prodsourcelabel": _take([c.prodsourcelabel for c in CATEGORIES], cat),
-            "processingtype": _take([c.processingtype for c in CATEGORIES], cat),
-            "transformation": _take([c.transformation for c in CATEGORIES], cat),
+            "prodsourcelabel": _take([c.prodsourcelabel for c in wl.categories], cat),
+            "processingtype": _take([c.processingtype for c in wl.categories], cat),
+            "transformation": _take([c.transformation for c in wl.categories], cat),
             "workinggroup": _take(wl.workinggroup, task),
             "produsername": _take(wl.username, task),
-            "gshare": _take([c.gshare for c in CATEGORIES], cat),
+            "gshare": _take([c.gshare for c in wl.categories], cat),
             "resource_type": _take(["SCORE", "MCORE", "SCORE_HIMEM", "MCORE_HIMEM"], rtype),
             "currentpriority": pa.array(wl.priority[task].astype(np.int32)),
             "corecount": pa.array(cores),
@@ -305,7 +304,7 @@ class RunRecorder:
         """``user.<name>`` for analysis jobs, the production scope otherwise."""
         wl = self.srv.wl
         task = self.task[rows]
-        is_user = np.array([c.prodsourcelabel == "user" for c in CATEGORIES])[wl.category[task]]
+        is_user = np.array([c.prodsourcelabel == "user" for c in wl.categories])[wl.category[task]]
         return pc.if_else(pa.array(is_user), pc.binary_join_element_wise("user.", _take(wl.username, task), ""),
                           pa.scalar("mc23_13p6TeV"))
 
@@ -319,7 +318,7 @@ class RunRecorder:
         att = _int_str(self.attempt[rows])
         if log:
             return pc.binary_join_element_wise("log.", tid, "._", kk, ".job.log.tgz.", att, "")
-        otype = _take([c.output_type for c in CATEGORIES], wl.category[task])
+        otype = _take([c.output_type for c in wl.categories], wl.category[task])
         return pc.binary_join_element_wise(otype, ".", tid, "._", kk, ".pool.root.", att, "")
 
     # -------------------------------------------------------------- sites and metrics

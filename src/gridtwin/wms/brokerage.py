@@ -16,7 +16,6 @@ import numpy as np
 from gridtwin.errors import PolicyError
 from gridtwin.policies.base import BrokeragePolicy, JobChunk
 from gridtwin.wms.sitestate import Grid, SiteState
-from gridtwin.workload.categories import CATEGORIES
 from gridtwin.workload.generator import REFERENCE_COREPOWER
 from gridtwin.workload.spec import Workload
 
@@ -57,7 +56,7 @@ class JobBroker:
         hit = self._static.get(task)
         if hit is None:
             wl = self.wl
-            label = CATEGORIES[wl.category[task]].prodsourcelabel
+            label = wl.categories[wl.category[task]].prodsourcelabel
             hit = [s for s in self.states if passes_static_filters(
                 s, label, int(wl.corecount[task]), float(wl.ramcount_mb[task]), float(wl.walltime_estimate_s[task]))]
             self._static[task] = hit
@@ -68,7 +67,7 @@ class JobBroker:
 
     def make_chunk(self, task: int, specs: list[int], nucleus: SiteState | None, retry: bool) -> JobChunk:
         wl = self.wl
-        cat = CATEGORIES[wl.category[task]]
+        cat = wl.categories[wl.category[task]]
         idx = np.asarray(specs, dtype=np.int64)
         ds = int(wl.dataset[task])
         return JobChunk(

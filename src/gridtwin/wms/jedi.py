@@ -7,8 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gridtwin.workload.categories import CATEGORIES
-
 if TYPE_CHECKING:
     from gridtwin.wms.panda import PandaServer
 
@@ -37,7 +35,7 @@ class Jedi:
         self.pending: dict[int, list[tuple[int, int, int]]] = {}  # task -> [(spec, parent row, attempt)]
         self.pend_until: dict[int, float] = {}
         self.waiting: dict[int, None] = {}  # tasks with work left to generate, in insertion order
-        self.is_user = [CATEGORIES[c].prodsourcelabel == "user" for c in wl.category.tolist()]
+        self.is_user = [wl.categories[c].prodsourcelabel == "user" for c in wl.category.tolist()]
         self.arrived = 0
         self.tasks_without_candidates: set[int] = set()
 

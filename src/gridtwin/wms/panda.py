@@ -39,7 +39,6 @@ from gridtwin.wms.states import (
     TRANSFERRING,
     JobStatus,
 )
-from gridtwin.workload.categories import CATEGORIES
 from gridtwin.workload.spec import Workload
 
 
@@ -118,7 +117,7 @@ class PandaServer:
         self._cores = workload.corecount.tolist()
         self._prio = workload.priority.tolist()
         self._ds = workload.dataset.tolist()
-        self._is_user = [CATEGORIES[c].prodsourcelabel == "user" for c in workload.category.tolist()]
+        self._is_user = [workload.categories[c].prodsourcelabel == "user" for c in workload.category.tolist()]
         self._wt_est = workload.walltime_estimate_s.tolist()
         self._nucleus_rw: dict[int, float] = {}
         self._rse_by_atlas: dict[str, list[str]] = {}

@@ -177,6 +177,7 @@ def generate_workload(params: WorkloadParams, rng: np.random.Generator) -> Workl
         maxrss_kb=maxrss_kb.astype(np.int64), nevents=ev.astype(np.int64), ninput=ninput,
         first_file=first_file.astype(np.int64), inputbytes=np.zeros(n_jobs, dtype=np.int64),
         outputbytes=np.zeros(n_jobs, dtype=np.int64), datasets=datasets, duration_s=float(params.duration_s),
+        categories=CATEGORIES,
     )
     rep, ds, fidx = wl_tmp.input_file_indices(np.flatnonzero(ninput > 0))
     sizes = datasets.file_sizes(ds, fidx)

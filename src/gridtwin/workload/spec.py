@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gridtwin.workload.categories import CATEGORIES, Category
+
 
 @dataclass
 class Datasets:
@@ -50,7 +52,7 @@ class Workload:
 
     # --- tasks (length T)
     jeditaskid: np.ndarray  # int64
-    category: np.ndarray  # int8, index into categories.CATEGORIES
+    category: np.ndarray  # int8 (wider for more than 127 families), index into ``categories``
     arrival: np.ndarray  # float64, s
     priority: np.ndarray  # int32
     corecount: np.ndarray  # int32
@@ -75,6 +77,13 @@ class Workload:
     outputbytes: np.ndarray  # int64
     datasets: Datasets
     duration_s: float
+    categories: tuple[Category, ...] = CATEGORIES
+    """The families that ``category`` indexes (the generator's built-in ones unless read from a file)."""
+    # --- optional per-job resource requests (length N), None when the workload has none
+    request_rss_kb: np.ndarray | None = None
+    """int64, requested memory per job in kB; -1 where a job has no request."""
+    request_wall_s: np.ndarray | None = None
+    """float64, requested wall time per job in seconds; NaN where a job has no request."""
 
     @property
     def n_tasks(self) -> int:

@@ -1,0 +1,1 @@
+"""Learning from job records: resource-requirement predictors and a generative workload model."""
