@@ -48,6 +48,8 @@ def simulate(
     policy: Annotated[str | None, typer.Option(help="Brokerage policy name or module:Class.")] = None,
     workload: Annotated[Path | None, typer.Option(
         "--workload", help="Workload file (Parquet) to run instead of a generated workload.")] = None,
+    predictor: Annotated[Path | None, typer.Option(
+        help="Resource model (ml train-resources): requested memory and walltime from its upper quantiles.")] = None,
     report: Annotated[bool, typer.Option(help="Write report.html beside the Parquet files.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no KPI table.")] = False,
     force: Annotated[bool, typer.Option(help="Replace --out even if it holds something other than a run.")] = False,
@@ -60,7 +62,7 @@ def simulate(
 
     try:
         sc: Scenario = load_scenario(scenario) if scenario is not None else scenario_from_dict({}, "defaults")
-        if seed is not None or scale is not None or policy is not None or workload is not None:
+        if any(v is not None for v in (seed, scale, policy, workload, predictor)):
             data = sc.model_dump()
             if seed is not None:
                 data["seed"] = seed
@@ -70,6 +72,8 @@ def simulate(
                 data["brokerage"]["policy"] = policy
             if workload is not None:
                 data["workload"]["file"] = workload
+            if predictor is not None:
+                data["resources"]["predictor"] = predictor
             sc = scenario_from_dict(data, "command line")  # validate what the options changed
         if scale is not None and sc.workload.file is not None:
             raise ConfigError("--scale sizes the generated workload; it does not apply to a workload file")

@@ -243,6 +243,20 @@ class DdmConfig(_Strict):
         return self
 
 
+class ResourcesConfig(_Strict):
+    """Requested memory and walltime of each job. By default they come from the workload (the task's
+    ramcount; the queue's maxtime). ``predictor`` takes them from a model of ``gridtwin ml train-resources``:
+    its upper quantile of maxrss and of walltime (at a 10-HS06 core, scaled by the site's corepower),
+    times the margins; brokerage's memory and walltime filters then use them, and with ``enforce`` a
+    first attempt that goes over its request is killed (1212 memory, 1213 time); retries get the
+    queue's limits, as JEDI raises a failed job's requests."""
+
+    predictor: Path | None = None
+    memory_margin: float = Field(1.0, gt=0)
+    walltime_margin: float = Field(1.0, gt=0)
+    enforce: bool = True
+
+
 class Scenario(_Strict):
     """A whole run: platform, workload, policies and knobs."""
 
@@ -262,6 +276,7 @@ class Scenario(_Strict):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     ddm: DdmConfig = Field(default_factory=DdmConfig)
     downtimes: list[DowntimeConfig] = Field(default_factory=list)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
     @field_validator("epoch")
     @classmethod
@@ -299,6 +314,9 @@ def scenario_from_dict(data: dict[str, Any], source: str = "scenario", base_dir:
         wf = sc.workload.file
         if wf is not None and not wf.is_absolute():
             sc = sc.model_copy(update={"workload": sc.workload.model_copy(update={"file": base_dir / wf})})
+        rp = sc.resources.predictor
+        if rp is not None and not rp.is_absolute():
+            sc = sc.model_copy(update={"resources": sc.resources.model_copy(update={"predictor": base_dir / rp})})
     return sc
 
 
@@ -396,4 +414,10 @@ ddm:
   placement: {policy: none, options: {}}  # popularity ({threshold: 20}), diskless-cache, or module:Class
 
 downtimes: []                # e.g. [{site: BNL, start_h: 6, end_h: 10}] (a queue or an ATLAS site)
+
+resources:                   # requested memory and walltime of each job
+  predictor: null            # a model.json of `gridtwin ml train-resources`: its upper quantiles become the requests
+  memory_margin: 1.0         # request = predicted upper quantile x margin
+  walltime_margin: 1.0
+  enforce: true              # a first attempt over its request is killed (1212 memory, 1213 time)
 """

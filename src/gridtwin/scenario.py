@@ -161,6 +161,7 @@ def wms_params(sc: Scenario) -> WmsParams:
                                lan_rate_bps=sc.network.lan_rate_mbps * 1e6, wan_overhead_s=sc.network.wan_overhead_s),
         taskbroker=TaskBrokerParams(),
         metrics_interval_s=sc.metrics_interval_s,
+        enforce_requests=sc.resources.enforce,
     )
 
 
@@ -267,6 +268,14 @@ class Simulation:
                                analysis_datasets_per_task=w.analysis_datasets_per_task,
                                peak_hour_utc=w.peak_hour_utc),
                 self.streams.stream("workload"))
+        self.resources: dict[str, Any] | None = None
+        """Requests with and without the resource predictor (None: the workload's own requests)."""
+        if sc.resources.predictor is not None:
+            from gridtwin.ml.requests import apply_predictor
+
+            maxtimes = sorted(s.maxtime_s for s in self.platform.sites.values())
+            self.resources = apply_predictor(self.workload, sc.resources.predictor, sc.resources.memory_margin,
+                                             sc.resources.walltime_margin, float(maxtimes[len(maxtimes) // 2]))
         check_platform_storage(self.platform)
         self.engine = Engine()
         site_names = sorted(self.platform.sites)
@@ -438,7 +447,7 @@ def run_scenario(sc: Scenario, out: Path, *, policy: str | BrokeragePolicy | Non
             "tasks_broken": result.tasks_broken, "job_specs_never_created": result.specs_never_created,
             "sim_end_s": result.sim_end_s, "epoch": sc.epoch.isoformat(),
             "rows": counts, "jobs_by_status": status, "kpis": kpis, "platform_notes": sim.platform.notes,
-            "ddm": sim.ddm_summary(), "workload_file": sim.workload_file,
+            "ddm": sim.ddm_summary(), "workload_file": sim.workload_file, "resources": sim.resources,
             "config": json.loads(sc.model_dump_json()),
         }
         (partial / "run.json").write_text(json.dumps(run_json, indent=2, sort_keys=True) + "\n")

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from rich.table import Table
 
+from gridtwin.analytics.requests import request_rows
 from gridtwin.errors import InputError
 
 JOB_COLUMNS = (
@@ -149,9 +150,15 @@ def compute_kpis(run_dir: Path, window_s: float | None = None) -> dict[str, Any]
 
     Core utilisation is averaged over the ticks of the first ``window_s`` seconds (default: the run's
     arrival window from run.json, else every tick), so a long drain does not dilute it."""
+    from gridtwin.analytics.requests import request_kpis
+
     if window_s is None:
         window_s = utilisation_window_from_run(run_dir)
-    return kpis_from_tables(load_run(run_dir), window_s)
+    kpis = kpis_from_tables(load_run(run_dir), window_s)
+    requests = request_kpis(run_dir)
+    if requests is not None:
+        kpis["resource_requests"] = _jsonable(requests)
+    return kpis
 
 
 def kpis_from_tables(tables: RunTables, window_s: float | None = None) -> dict[str, Any]:
@@ -601,6 +608,7 @@ def kpi_sections(kpis: dict[str, Any], top_failures: int = 10) -> list[tuple[str
             ],
         ),
         (f"Failures by error code (top {top_failures})", failures or [("none", "0")]),
+        *([("Resource requests", request_rows(kpis["resource_requests"]))] if kpis.get("resource_requests") else []),
     ]
 
 

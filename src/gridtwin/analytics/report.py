@@ -38,6 +38,7 @@ from gridtwin.analytics.kpi import (
     transfer_durations,
     transfer_queue_waits,
 )
+from gridtwin.analytics.requests import predictor_rows
 from gridtwin.errors import InputError
 
 REPORT_NAME = "report.html"
@@ -86,6 +87,7 @@ def write_report(run_dir: Path, kpis: dict[str, Any] | None = None) -> Path:
         _metadata_table(metadata),
         "<h2>Key performance indicators</h2>",
         _kpi_tables(kpis),
+        _predictor_table(metadata),
         "<h2>Plots</h2>",
         *_figures(tables, kpis),
         *_data_management(tables, kpis),
@@ -134,6 +136,20 @@ def _metadata_table(metadata: dict[str, Any]) -> str:
             text = text[:297] + "..."
         rows.append(f"<tr><th>{_e(key)}</th><td>{_e(text)}</td></tr>")
     return "<table>" + "".join(rows) + "</table>"
+
+
+def _predictor_table(metadata: dict[str, Any]) -> str:
+    """Requests with and without the run's resource predictor, job by job against the workload's truth."""
+    resources = metadata.get("resources")
+    if not isinstance(resources, dict):
+        return ""
+    body = "".join(f"<tr><td>{_e(a)}</td><td class='v'>{_e(b)}</td><td class='v'>{_e(c)}</td></tr>"
+                   for a, b, c in predictor_rows(resources))
+    return (f"<h3>Resource requests with and without the predictor</h3><p>Predictor {_e(resources['predictor'])} "
+            f"(upper quantile {_e(resources['quantile'])}); every job specification of the workload, its true "
+            "use against the request it would make. The workload's own requests: the task's ramcount, and no "
+            "walltime request (the queue's maxtime). The table of this run above shows what the requests "
+            f"did.</p><table><tr><th></th><th>workload's requests</th><th>predictor's</th></tr>{body}</table>")
 
 
 def _kpi_tables(kpis: dict[str, Any]) -> str:

@@ -16,8 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gridtwin.errors import InputError
+from gridtwin.workload.generator import REFERENCE_COREPOWER
 
-REFERENCE_COREPOWER = 10.0
+__all__ = ["REFERENCE_COREPOWER", "TARGETS", "FeatureSchema", "Target"]
 REQUIRED = ("corecount", "ninputdatafiles", "inputfilebytes")
 """Columns every training table must have: the submission-time facts every PanDA dump carries."""
 CATEGORICAL = ("prodsourcelabel", "processingtype", "transformation", "workinggroup", "gshare", "tier")

@@ -83,10 +83,14 @@ class ResourceModel:
     metrics: dict[str, Any] = field(default_factory=dict)
 
     def predict(self, jobs: pa.Table, sites: pa.Table | None = None, source: str = "jobs",
-                corepower: np.ndarray | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                corepower: np.ndarray | None = None, site_class: str | None = None
+                ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per target, the (median, upper) predictions per job in the site's units (wall and CPU times at
-        the job's ``corepower``: from ``sites`` by ``computingsite``, or given, or a 10-HS06 core)."""
+        the job's ``corepower``: from ``sites`` by ``computingsite``, or given, or a 10-HS06 core);
+        ``site_class`` sets every job's tier (for requests made before brokerage chooses a site)."""
         tier, cp = site_columns(jobs, sites)
+        if site_class is not None:
+            tier = pa.array([site_class] * jobs.num_rows, pa.string())
         if corepower is not None:
             cp = np.asarray(corepower, dtype=np.float64)
         x = feature_matrix(jobs, self.schema, tier, source)

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from gridtwin.record import schema as SC
 from gridtwin.wms.jobs import log_file_bytes
 from gridtwin.wms.states import STATUS_NAMES, JobStatus
+from gridtwin.workload.generator import REFERENCE_COREPOWER
 
 if TYPE_CHECKING:
     from gridtwin.platform.model import Platform
@@ -124,6 +125,22 @@ class RunRecorder:
         dblock = self.sub_names(self.task, self.site)
         return dblock, pa.array(se, type=pa.string())
 
+    def _requests(self, corepower: np.ndarray, cores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """minramcount (MB) and maxwalltime (s at the job's queue) of each attempt: the workload's
+        own (ramcount x cores, the queue's maxtime) or, on first attempts, a resource predictor's."""
+        srv, wl, task, spec = self.srv, self.srv.wl, self.task, self.spec
+        maxtime = np.array([s.site.maxtime_s for s in srv.states], dtype=np.float64)[np.maximum(self.site, 0)]
+        ram = wl.ramcount_mb[task].astype(np.int64) * cores
+        wall = maxtime
+        first = self.attempt == 1
+        if wl.request_rss_kb is not None:
+            req = wl.request_rss_kb[spec]
+            ram = np.where(first & (req > 0), np.ceil(req / 1024.0), ram)
+        if wl.request_wall_s is not None:
+            req_w = wl.request_wall_s[spec] * REFERENCE_COREPOWER / corepower
+            wall = np.where(first & np.isfinite(req_w), np.minimum(req_w, maxtime), maxtime)
+        return ram.astype(np.int32), np.ceil(wall).astype(np.int32)
+
     def jobs_table(self) -> pa.Table:
         srv, wl, jobs = self.srv, self.srv.wl, self.srv.jobs
         task, spec = self.task, self.spec
@@ -165,6 +182,7 @@ class RunRecorder:
         rtype = (cores > 1).astype(np.int64) + 2 * (wl.ramcount_mb[task] > 2000)
         source = jobs.column("source")
         direct = jobs.column("direct").astype(bool)
+        min_ram, max_wall = self._requests(corepower, cores)
         cols = {
             "pandaid": pa.array(self.pandaid),
             "jeditaskid": pa.array(wl.jeditaskid[task].astype(np.int64)),
@@ -184,6 +202,8 @@ class RunRecorder:
             "currentpriority": pa.array(wl.priority[task].astype(np.int32)),
             "corecount": pa.array(cores),
             "actualcorecount": pa.array(cores, mask=~started),
+            "minramcount": pa.array(min_ram),
+            "maxwalltime": pa.array(max_wall, mask=self.site < 0),
             "creationtime": create_ms,
             "starttime": start_ms,
             "endtime": end_ms,

@@ -29,6 +29,8 @@ JOBS = pa.schema(
         ("currentpriority", pa.int32()),
         ("corecount", pa.int32()),
         ("actualcorecount", pa.int32()),
+        ("minramcount", pa.int32()),
+        ("maxwalltime", pa.int32()),
         ("creationtime", TS),
         ("starttime", TS),
         ("endtime", TS),
@@ -59,7 +61,9 @@ JOBS = pa.schema(
 )
 """One row per job in its final state. ``cpu_eff`` = cpuconsumptiontime / wall_time, *not* divided by
 cores (as in ATLAS's analytics pipeline); ``sourcesite`` is the ATLAS site the input was read from
-and ``transfertype`` is ``direct`` when it was streamed remotely, null when copied from local storage."""
+and ``transfertype`` is ``direct`` when it was streamed remotely, null when copied from local storage.
+``minramcount`` (MB) and ``maxwalltime`` (s, at the job's queue) are the attempt's requests: the task's
+ramcount x cores and the queue's maxtime, or a resource predictor's (first attempts)."""
 
 JOB_STATUS_LOG = pa.schema(
     [

@@ -39,6 +39,7 @@ from gridtwin.wms.states import (
     TRANSFERRING,
     JobStatus,
 )
+from gridtwin.workload.generator import REFERENCE_COREPOWER
 from gridtwin.workload.spec import Workload
 
 
@@ -67,6 +68,8 @@ class WmsParams:
     network: PlainBandwidth = field(default_factory=PlainBandwidth)
     taskbroker: TaskBrokerParams = field(default_factory=TaskBrokerParams)
     metrics_interval_s: float = 600.0
+    enforce_requests: bool = True
+    """A first attempt over the job's own memory or walltime request (when the workload has them) is killed."""
 
 
 class PandaServer:
@@ -119,6 +122,11 @@ class PandaServer:
         self._ds = workload.dataset.tolist()
         self._is_user = [workload.categories[c].prodsourcelabel == "user" for c in workload.category.tolist()]
         self._wt_est = workload.walltime_estimate_s.tolist()
+        # per-job requests (a resource predictor's), enforced on first attempts; None: the queue's limits
+        enforce = params.enforce_requests
+        self._req_rss = workload.request_rss_kb.tolist() if enforce and workload.request_rss_kb is not None else None
+        self._req_wall = (workload.request_wall_s.tolist() if enforce and workload.request_wall_s is not None
+                          else None)
         self._nucleus_rw: dict[int, float] = {}
         self._rse_by_atlas: dict[str, list[str]] = {}
         for r in sorted(platform.rses.values(), key=lambda x: x.name):
@@ -422,10 +430,18 @@ class PandaServer:
         kind = self.failure_model.kind(uf())
         frac = uf()  # drawn for every attempt: memory and time limits may turn an OK draw into a failure
         exe_code = self.failure_model.exe_code(uf()) if kind == F.PAYLOAD else 0
+        mem_limit = site.maxrss_mb * 1024.0 * cores / site.corecount
+        maxtime = site.maxtime_s
+        if jobs.attempt[row] == 1:
+            if self._req_rss is not None and 0 < self._req_rss[spec] < mem_limit:
+                mem_limit = self._req_rss[spec]
+            if self._req_wall is not None:
+                w = self._req_wall[spec] * REFERENCE_COREPOWER / site.corepower
+                if w < maxtime:  # False for NaN: no request
+                    maxtime = w
         a = run_attempt(  # positional: keyword passing costs measurably in this hot path
             self._work[spec], cores, eff, self._rss[spec], stagein, net.lan_time(self._outb[spec]),
-            site.corepower, site.efficiency, site.maxrss_mb * 1024.0 * cores / site.corecount, site.maxtime_s,
-            g, su, kind, frac, exe_code,
+            site.corepower, site.efficiency, mem_limit, maxtime, g, su, kind, frac, exe_code,
         )
         a.row = row
         a.cores = cores
