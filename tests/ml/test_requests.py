@@ -15,7 +15,7 @@ from gridtwin.cli import app
 from gridtwin.config import scenario_from_dict
 from gridtwin.errors import ConfigError
 from gridtwin.ml.resources import ResourceModel
-from gridtwin.ml.workload_model import workload_jobs_table
+from gridtwin.ml.workload_sampler import workload_jobs_table
 from gridtwin.scenario import Simulation
 
 SCENARIO = {"workload": {"scale": 0.004, "duration_h": 12}, "drain_h": 48, "seed": 7}

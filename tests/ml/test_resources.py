@@ -235,3 +235,10 @@ def test_real_bnl_jobs_end_to_end(tmp_path):
     c = wall["predictor"]["coverage"]
     assert c["ci_low"] <= c["value"] <= c["ci_high"]
     assert any("target maxrss" in n for n in metrics["notes"])
+
+
+def test_same_seed_same_model_bytes(tmp_path):
+    jobs, sites = known_jobs(40, 10, seed=6)
+    for name in ("a", "b"):
+        train_resources(jobs, sites, folds=3, seed=11, n_boot=20).model.save(tmp_path / f"{name}.json")
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()

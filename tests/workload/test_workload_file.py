@@ -377,3 +377,14 @@ def test_custom_family_runs_from_a_scenario_file(tmp_path):
     assert min(deriv.column("creationtime").to_pylist()) == datetime(2025, 3, 4, 5, 0, tzinfo=UTC)
     run = json.loads((out / "run.json").read_text())
     assert run["epoch"] == "2025-03-04T00:00:00+00:00" and run["config"]["workload"]["duration_h"] == 48.0
+
+
+def test_an_empty_workload_file_runs_to_empty_records(tmp_path):
+    wl = generate_workload(WorkloadParams(scale=1e-9), np.random.default_rng(0))
+    assert wl.n_jobs == 0
+    write_workload(wl, tmp_path / "empty.parquet", datetime(2025, 1, 1, tzinfo=UTC))
+    r = CliRunner().invoke(app, ["simulate", "--workload", str(tmp_path / "empty.parquet"), "--out",
+                                 str(tmp_path / "run"), "-q"])
+    assert r.exit_code == 0, r.output
+    assert pq.read_metadata(tmp_path / "run" / "jobs.parquet").num_rows == 0
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["n_jobs"] == 0

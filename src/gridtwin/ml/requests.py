@@ -30,7 +30,7 @@ def apply_predictor(wl: Workload, path: Path, memory_margin: float = 1.0, wallti
                     default_maxtime_s: float = 345600.0) -> dict[str, Any]:
     """Set ``wl``'s per-job requests (and task ramcount and walltime estimate) from the model at ``path``;
     return a summary of the requests with and without the predictor."""
-    from gridtwin.ml.workload_model import workload_jobs_table
+    from gridtwin.ml.workload_sampler import workload_jobs_table
 
     model = ResourceModel.load(path)
     usable = [t for t in ("maxrss", "walltime") if t in model.targets]

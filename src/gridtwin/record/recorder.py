@@ -118,7 +118,7 @@ class RunRecorder:
     def _build_destinations(self) -> tuple[pa.Array, pa.Array]:
         wl = self.srv.wl
         nuc = self.nucleus_task[self.task] if self.n else np.zeros(0, np.int64)
-        is_user = np.array([c.prodsourcelabel == "user" for c in wl.categories])[wl.category[self.task]]
+        is_user = np.array([c.prodsourcelabel == "user" for c in wl.categories], dtype=bool)[wl.category[self.task]]
         dest_site = np.where(is_user | (nuc < 0), self.site, nuc)
         se = np.where(is_user, _take(self.scratch_site, dest_site).to_numpy(zero_copy_only=False),
                       _take(self.dest_rse_site, dest_site).to_numpy(zero_copy_only=False))
@@ -324,7 +324,7 @@ class RunRecorder:
         """``user.<name>`` for analysis jobs, the production scope otherwise."""
         wl = self.srv.wl
         task = self.task[rows]
-        is_user = np.array([c.prodsourcelabel == "user" for c in wl.categories])[wl.category[task]]
+        is_user = np.array([c.prodsourcelabel == "user" for c in wl.categories], dtype=bool)[wl.category[task]]
         return pc.if_else(pa.array(is_user), pc.binary_join_element_wise("user.", _take(wl.username, task), ""),
                           pa.scalar("mc23_13p6TeV"))
 
