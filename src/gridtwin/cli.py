@@ -188,6 +188,52 @@ def analyze(
 
 
 @app.command()
+def replay(
+    jobs: Annotated[Path, typer.Argument(
+        help="Recorded PanDA jobs: an import folder, a jobs Parquet, or a raw PanDA CSV/Parquet.")],
+    platform: Annotated[str, typer.Option(
+        "--platform", help="A scenario YAML (its platform), a CRIC JSON (site_info.json shape) or wlcg-like.")],
+    out: Annotated[Path, typer.Option(help="Output folder (a run folder plus comparison/).")] = Path("gridtwin-replay"),
+    policy: Annotated[str, typer.Option(
+        help="historical: each job runs at its recorded computingsite; any other brokerage policy re-brokers.")
+    ] = "historical",
+    missing_sites: Annotated[str, typer.Option(
+        "--missing-sites", help="A recorded site the platform lacks: error, or derive it from the trace.")
+    ] = "error",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+    ddm: Annotated[bool, typer.Option("--ddm/--no-ddm", help="Stage-in and stage-out through data management.")
+                   ] = True,
+    report: Annotated[bool, typer.Option(help="Write report.html beside the Parquet files.")] = True,
+    force: Annotated[bool, typer.Option(help="Replace --out even if it holds something other than a run.")] = False,
+) -> None:
+    """Replay recorded PanDA jobs in the twin (each submitted at its creation time) and compare simulated
+    with recorded walltime, queue time, stage-in and CPU efficiency, per site and overall."""
+    from gridtwin.replay import replay as run_replay
+
+    try:
+        result = run_replay(jobs, platform, out, policy=policy, missing_sites=missing_sites, seed=seed, ddm=ddm,
+                            force=force, report=report)
+    except GridtwinError as exc:
+        _fail(exc)
+        return
+    for w in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+    aside = sum(result.set_aside.values())
+    console.print(f"{result.n_jobs:,} jobs replayed; {result.rejected:,} rows set aside by the importer, "
+                  f"{aside:,} without CPU time" + (f", {result.pin_refused:,} refused by their recorded queue"
+                                                    if result.pin_refused else ""), highlight=False, soft_wrap=True)
+    ov = result.comparison.get("overall", {})
+    for m in ("wall_time", "queue_time", "stagein", "cpu_eff"):
+        r = ov.get(m) or {}
+        if r.get("n"):
+            console.print(f"  {m}: median simulated {r['median_sim']:.4g} vs recorded {r['median_rec']:.4g}, "
+                          f"KS {r['ks']:.3f}, Wasserstein {r['wasserstein']:.4g} (n={r['n']})",
+                          highlight=False, soft_wrap=True)
+    console.print(f"replay: {result.out} (comparison in {result.out / 'comparison'})", highlight=False,
+                  soft_wrap=True)
+
+
+@app.command()
 def policies() -> None:
     """List the brokerage policies available by name."""
     from gridtwin.policies.registry import available_policies

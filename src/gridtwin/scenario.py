@@ -42,6 +42,7 @@ from gridtwin.wms.panda import Downtime, PandaServer, WmsParams
 from gridtwin.wms.pilot import PilotParams
 from gridtwin.workload.file import file_sha256, read_workload
 from gridtwin.workload.generator import WorkloadParams, generate_workload
+from gridtwin.workload.spec import Workload
 
 
 def build_platform(sc: Scenario) -> Platform:
@@ -236,9 +237,12 @@ class RunResult:
 class Simulation:
     """A built, not yet run, simulation: useful from notebooks and tests."""
 
-    def __init__(self, sc: Scenario, policy: str | BrokeragePolicy | None = None) -> None:
+    def __init__(self, sc: Scenario, policy: str | BrokeragePolicy | None = None, *,
+                 workload: Workload | None = None, platform: Platform | None = None) -> None:
+        """``workload`` and ``platform``, when given (a replay builds both from a trace), are used instead of
+        the scenario's; the scenario's epoch and duration must then match the workload."""
         self.scenario = sc
-        self.platform = build_platform(sc)
+        self.platform = platform if platform is not None else build_platform(sc)
         self.downtimes = build_downtimes(sc, self.platform)
         self.policy = build_policy(sc, policy)
         if callable(getattr(self.policy, "reset", None)):
@@ -256,7 +260,9 @@ class Simulation:
         w = sc.workload
         self.workload_file: dict[str, str] | None = None
         """Path and SHA-256 of the workload file the run read (None: the workload was generated)."""
-        if w.file is not None:
+        if workload is not None:
+            self.workload = workload
+        elif w.file is not None:
             # a workload file replaces the generator; its epoch and duration replace the scenario's
             self.workload, epoch = read_workload(w.file)
             self.workload_file = {"path": str(w.file), "sha256": file_sha256(w.file)}
@@ -409,11 +415,12 @@ def atomic_folder(out: Path) -> Iterator[Path]:
 
 def run_scenario(sc: Scenario, out: Path, *, policy: str | BrokeragePolicy | None = None,
                  progress: Callable[[str, float, float], None] | None = None, report: bool = True,
-                 force: bool = False) -> RunResult:
+                 force: bool = False, workload: Workload | None = None,
+                 platform: Platform | None = None) -> RunResult:
     """Build, run and record a scenario into ``out`` (written atomically: a folder appears only when complete)."""
     t0 = time.perf_counter()
     out = check_output_folder(out, force)
-    sim = Simulation(sc, policy)  # every input error surfaces here, before anything is written
+    sim = Simulation(sc, policy, workload=workload, platform=platform)  # input errors surface here, before writing
     sc = sim.scenario  # a workload file sets the epoch and duration
     if progress:
         progress("simulate", 0.0, sim.horizon_s)

@@ -149,8 +149,8 @@ class Monitor:
         self.deleted: list[tuple[float, int, int]] = []  # (time, RSE index, fid) of reaper deletions
         self.space_checks = 0
 
-    def simulation(self, sc, policy=None) -> Simulation:
-        sim = Simulation(sc, policy)
+    def simulation(self, sc, policy=None, **given) -> Simulation:
+        sim = Simulation(sc, policy, **given)
         assert self.sim is None, "one simulation per monitored run"
         self.sim = sim
         cat = sim.catalog

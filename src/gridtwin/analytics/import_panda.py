@@ -5,7 +5,9 @@
 - column names in either case (Oracle exports are UPPERCASE, the analytics pipeline lower-case);
   a UTF-8 byte-order mark; quoted fields;
 - dates in ISO form (``2025-01-20 18:10:40``, with ``T``, fractional seconds, ``Z`` or ``+01:00``)
-  or US form (``1/27/2024 12:27``, ``1/27/2024 12:27:05``), in UTC unless an offset is given; any time on
+  or US form (``1/27/2024 12:27``, ``1/27/2024 12:27:05``), in UTC unless an offset is given, or as Unix
+  epoch seconds (a numeric column, or text that is a plain number such as ``1737396640`` or
+  ``1737396640.5``; outside 1973-03-03 to year 9999 is an unparseable date); any time on
   1970-01-01 (PanDA's "unset" sentinel) and empty fields (also ``NULL``, ``None``, ``NaN``, ``\\N``) are null;
 - numbers written as floats (``10.0``) in integer columns when they are integral;
 - PanDA units kept as they are: memory in kB, durations in seconds, sizes in bytes;
@@ -94,6 +96,9 @@ _US = (r"^(?P<mo>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})(?:[T ](?P<h>\d{1,2}):(?P<m
 _TZ = r"^(?P<sign>[+-])(?P<hh>\d{2}):?(?P<mm>\d{2})?$"
 _FLOAT = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _PLAIN_INT = r"^[+-]?\d{1,18}$"
+_EPOCH_SECONDS = r"^\d+(\.\d+)?$"
+_MIN_EPOCH_S = 100_000_000  # 1973-03-03: smaller plain numbers (e.g. 20250120) are not taken for epoch seconds
+_MAX_EPOCH_S = 253_402_300_800  # 10000-01-01
 
 
 class _Checks:
@@ -309,7 +314,11 @@ def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
 
 
 def _to_ms(arr: pa.Array, column: str, checks: _Checks) -> tuple[np.ndarray, np.ndarray]:
-    """Epoch milliseconds (UTC) and a null mask; the 1970-01-01 sentinel is null."""
+    """Epoch milliseconds (UTC) and a null mask; the 1970-01-01 sentinel is null. Numbers (a numeric
+    column, or text that is a plain unsigned number) are Unix epoch seconds."""
+    if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_decimal(arr.type):
+        f = np.asarray(pc.fill_null(arr.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False))
+        return _epoch_seconds_ms(f, np.isnan(f), column, checks)
     if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
         ts = arr.cast(pa.timestamp(arr.type.unit if pa.types.is_timestamp(arr.type) else "ms",
                                    tz=getattr(arr.type, "tz", None) or "UTC"))
@@ -319,6 +328,13 @@ def _to_ms(arr: pa.Array, column: str, checks: _Checks) -> tuple[np.ndarray, np.
     else:
         s = _clean_strings(arr)
         null = _np_bool(pc.is_null(s))
+        epoch = _np_bool(pc.match_substring_regex(s, _EPOCH_SECONDS))
+        if epoch.any():
+            f = np.full(len(s), np.nan)
+            f[epoch] = pc.cast(pc.filter(s, pa.array(epoch)), pa.float64()).to_numpy(zero_copy_only=False)
+            ev, enull = _epoch_seconds_ms(f, ~epoch, column, checks)
+            if epoch.all():
+                return ev, enull
         iso = pc.extract_regex(s, _ISO)
         us = pc.extract_regex(s, _US)
         is_iso = _np_bool(pc.is_valid(iso))
@@ -337,17 +353,35 @@ def _to_ms(arr: pa.Array, column: str, checks: _Checks) -> tuple[np.ndarray, np.
         leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
         dim = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(mo - 1, 0, 11)] + (leap & (mo == 2))
         ok = (is_iso | is_us) & (mo >= 1) & (mo <= 12) & (d >= 1) & (d <= dim) & (h < 24) & (mi < 60) & (sec < 60)
-        checks.flag(~null & ~ok, column, "unparseable date")
+        checks.flag(~null & ~ok & ~epoch, column, "unparseable date")
         secs = _days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset
         values = np.where(ok, secs * 1000 + frac_ms, 0)
         null = null | ~ok
         sentinel = ok & (y == 1970) & (mo == 1) & (d == 1)
         null = null | sentinel
         values = np.where(null, 0, values)
+        if epoch.any():
+            values = np.where(epoch, ev, values)
+            null = np.where(epoch, enull, null)
         return values, null
     sentinel = ~null & (values >= 0) & (values < _SENTINEL_MS)
     null = null | sentinel
     return np.where(null, 0, values), null
+
+
+def _epoch_seconds_ms(f: np.ndarray, null: np.ndarray, column: str,
+                      checks: _Checks) -> tuple[np.ndarray, np.ndarray]:
+    """Epoch seconds (floats, NaN = null) as epoch milliseconds and a null mask. A value on 1970-01-01 is
+    the "unset" sentinel (null); one from 1970-01-02 to 1973-03-02, negative or after year 9999 is an
+    unparseable date."""
+    with np.errstate(invalid="ignore"):
+        sentinel = ~null & (f >= 0) & (f < _SENTINEL_MS / 1000)
+        bad = ~null & ~sentinel & ~((f >= _MIN_EPOCH_S) & (f < _MAX_EPOCH_S))
+    checks.flag(bad, column, "unparseable date")
+    null = null | bad
+    ms = np.where(null, 0, np.round(np.where(null, 0.0, f) * 1000.0)).astype(np.int64)
+    null = null | (ms < _SENTINEL_MS)
+    return np.where(null, 0, ms), null
 
 
 def _split_timing(arr: pa.Array, checks: _Checks) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], int]:

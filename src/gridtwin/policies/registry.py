@@ -18,12 +18,27 @@ from gridtwin.policies.simple import DataLocalityPolicy, LeastLoadedPolicy, Rand
 
 ENTRY_POINT_GROUP = "gridtwin.policies"
 
+
+class HistoricalPolicy:
+    """Replay: every job runs at the queue its record names (``Workload.pinned_site``). The job broker
+    places pinned tasks itself, bypassing the filters and weights; ``assign`` is only reached for a workload
+    without pins, which this policy cannot place."""
+
+    name = "historical"
+    follows_pins = True
+
+    def assign(self, chunk, candidates, grid, rng):
+        raise PolicyError("policy 'historical' replays recorded sites: it needs a workload with pinned sites "
+                          "(gridtwin replay), and this task has none")
+
+
 BUILTIN: dict[str, Callable[[], Any]] = {
     "panda": PandaPolicy,
     "random": RandomPolicy,
     "round-robin": RoundRobinPolicy,
     "least-loaded": LeastLoadedPolicy,
     "data-locality": DataLocalityPolicy,
+    "historical": HistoricalPolicy,
 }
 
 

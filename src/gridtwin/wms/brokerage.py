@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gridtwin.errors import PolicyError
+from gridtwin.errors import ConfigError, PolicyError
 from gridtwin.policies.base import BrokeragePolicy, JobChunk
 from gridtwin.wms.sitestate import Grid, SiteState
 from gridtwin.workload.generator import REFERENCE_COREPOWER
@@ -50,11 +50,35 @@ class JobBroker:
         self.rng = rng
         self._static: dict[int, list[SiteState]] = {}
         self.calls = 0
+        self._pin: list[int] | None = None
+        """Per task, the queue index it is pinned to (-1: not pinned); None unless the policy follows pins."""
+        self.pin_refused: set[int] = set()
+        """Pinned tasks whose queue cannot hold their jobs (too many cores for its slots): never placed."""
+        if getattr(policy, "follows_pins", False) and workload.pinned_site is not None:
+            self._pin = self._pin_indices(workload.pinned_site)
+
+    def _pin_indices(self, pinned: list[str | None]) -> list[int]:
+        if len(pinned) != self.wl.n_tasks:
+            raise ConfigError(f"workload: pinned_site has {len(pinned)} entries for {self.wl.n_tasks} tasks")
+        index = {s.name: s.index for s in self.states}
+        missing = sorted({p for p in pinned if p is not None and p not in index})
+        if missing:
+            raise ConfigError(f"workload: pinned to queue(s) the platform lacks: {', '.join(missing[:10])}"
+                              + (f" and {len(missing) - 10} more" if len(missing) > 10 else ""))
+        return [-1 if p is None else index[p] for p in pinned]
 
     def static_candidates(self, task: int) -> list[SiteState]:
         """Queues that pass the static filters for ``task`` (cached)."""
         hit = self._static.get(task)
-        if hit is None:
+        if hit is None and self._pin is not None and self._pin[task] >= 0:
+            # a pinned task: only its recorded queue, if that queue's slots can hold the job at all
+            st = self.states[self._pin[task]]
+            cores = int(self.wl.corecount[task])
+            hit = [st] if st.site.total_cores >= cores and st.site.accepts_cores(cores) else []
+            if not hit:
+                self.pin_refused.add(task)
+            self._static[task] = hit
+        elif hit is None:
             wl = self.wl
             label = wl.categories[wl.category[task]].prodsourcelabel
             hit = [s for s in self.states if passes_static_filters(
@@ -85,6 +109,8 @@ class JobBroker:
         candidates = [s.view for s in self.static_candidates(task) if s.online]
         if not candidates:
             return [-1] * len(specs)
+        if self._pin is not None and self._pin[task] >= 0:
+            return [self._pin[task]] * len(specs)  # pinned: the recorded queue, no policy
         chunk = self.make_chunk(task, specs, nucleus, retry)
         self.calls += 1
         picks = self.policy.assign(chunk, candidates, self.grid, self.rng)

@@ -84,6 +84,10 @@ class Workload:
     """int64, requested memory per job in kB; -1 where a job has no request."""
     request_wall_s: np.ndarray | None = None
     """float64, requested wall time per job in seconds; NaN where a job has no request."""
+    # --- optional per-task pinning (length T), None when brokerage places every task
+    pinned_site: list[str | None] | None = None
+    """Per task, the queue its jobs must run at (a replayed trace's recorded computingsite), None for a task
+    brokerage places. Honoured only under the ``historical`` policy; not kept in workload files."""
 
     @property
     def n_tasks(self) -> int:
