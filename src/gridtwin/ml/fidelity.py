@@ -19,9 +19,7 @@ model over the same hours (``workload_sampler.workload_jobs_table``). Distances:
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -33,6 +31,8 @@ import pyarrow as pa
 from matplotlib.figure import Figure
 from scipy.stats import ks_2samp, spearmanr, wasserstein_distance
 
+from gridtwin.analytics.report import CSS as REPORT_CSS
+from gridtwin.analytics.report import _img
 from gridtwin.errors import ConfigError, InputError
 from gridtwin.ml.job_records import (
     JOB_FEATURES,
@@ -55,7 +55,6 @@ TSTR_ROUNDS = 60
 REPORT_JSON = "fidelity.json"
 REPORT_HTML = "fidelity.html"
 FIGSIZE = (8.0, 3.2)
-DPI = 90
 
 
 # ================================================================== metrics
@@ -330,16 +329,7 @@ def write_fidelity_report(result: dict[str, Any], out: Path) -> Path:
 
 # ================================================================== HTML
 
-CSS = """
-body { font-family: sans-serif; margin: 2em auto; max-width: 62em; color: #222; }
-h1 { font-size: 1.6em; } h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; margin-top: 1.6em; }
-table { border-collapse: collapse; margin: 0.5em 0; }
-th, td { padding: 0.15em 0.7em; border-bottom: 1px solid #eee; text-align: left; }
-td.v { text-align: right; font-variant-numeric: tabular-nums; }
-.bad { color: #b00; font-weight: bold; } .ok { color: #070; }
-img { max-width: 100%; display: block; margin: 0.5em 0; }
-pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
-"""
+CSS = REPORT_CSS + ".bad { color: #b00; font-weight: bold; } .ok { color: #070; }\n"
 
 
 def _e(v: Any) -> str:
@@ -352,12 +342,6 @@ def _f(v: Any, digits: int = 4) -> str:
     if isinstance(v, float):
         return f"{v:.{digits}g}" if abs(v) >= 1e4 or (v != 0 and abs(v) < 1e-3) else f"{v:.{digits}f}"
     return str(v)
-
-
-def _img(fig: Figure, alt: str) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode("ascii")}">'
 
 
 def _html(n: dict[str, Any], real: JobRecords, syn: JobRecords) -> str:
