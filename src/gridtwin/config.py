@@ -119,6 +119,9 @@ class PilotConfig(_Strict):
     setup_s: float = Field(60.0, ge=0)
     jitter: bool = True
     mcore_drain_after_s: float = Field(3600.0, ge=0)
+    latency_median_s: float = Field(0.0, ge=0)
+    """Pilot arrival latency: an activated job waits a lognormal time (this median) for a pilot."""
+    latency_sigma: float = Field(0.0, ge=0, le=5)
 
 
 class JediConfig(_Strict):
@@ -377,7 +380,8 @@ brokerage:
   queue_cap_factor: 2.0
   network_active: true
 
-pilot: {getjob_s: 15, setup_s: 60, jitter: true, mcore_drain_after_s: 3600}  # drain cores for waiting 8-core jobs
+pilot: {getjob_s: 15, setup_s: 60, jitter: true, mcore_drain_after_s: 3600,  # drain cores for waiting 8-core jobs
+        latency_median_s: 0, latency_sigma: 0}  # activated jobs wait lognormal(median, sigma) for a pilot
 jedi: {cycle_s: 300, task_pend_s: 3600, chunk_size: 2000}
 
 failures:                    # per-attempt probabilities; memory and walltime limits act on top

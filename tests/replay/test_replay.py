@@ -205,3 +205,17 @@ def test_bnl_trace_replayed_historically(tmp_path):
     assert worst.num_rows == 20
     err = np.asarray(worst.column("abs_log_wall_ratio").to_numpy())
     assert np.all(np.diff(err) <= 0)
+
+
+def test_a_scenario_platform_lends_its_pilot_latency(tmp_path, platform_yaml, trace_csv):
+    """A scenario YAML as --platform brings its pilot block: a fixed 900 s pilot latency moves every start
+    900 s later than without it (the queues have free cores for these jobs)."""
+    base = replay(trace_csv, platform_yaml, tmp_path / "base", seed=3)
+    slow_yaml = tmp_path / "slow.yaml"
+    slow_yaml.write_text(platform_yaml.read_text() + "pilot: {latency_median_s: 900, latency_sigma: 0}\n")
+    slow = replay(trace_csv, slow_yaml, tmp_path / "slow", seed=3)
+    a, b = _jobs_by_recorded(base.out), _jobs_by_recorded(slow.out)
+    assert sorted(a) == sorted(b) == [101, 102, 103, 104]
+    for pid in a:
+        delay = (b[pid]["starttime"] - a[pid]["starttime"]).total_seconds()
+        assert delay == pytest.approx(900.0, abs=0.01), pid

@@ -61,12 +61,26 @@ def platform_config(spec: str | Path) -> PlatformConfig:
                       "wlcg-like")
 
 
-def replay_scenario(trace: Trace, platform: PlatformConfig, policy: str, seed: int, ddm: bool) -> Scenario:
+KNOBS = ("pilot", "jedi", "network")
+"""Blocks a scenario YAML given as ``--platform`` lends the replay besides its platform (e.g. the pilot
+latency that makes queue times realistic)."""
+
+
+def scenario_knobs(spec: str | Path) -> dict[str, Any]:
+    """The ``pilot``, ``jedi`` and ``network`` settings of a scenario YAML platform spec (empty otherwise)."""
+    if not str(spec).lower().endswith((".yaml", ".yml")):
+        return {}
+    sc = load_scenario(Path(spec))
+    return {k: getattr(sc, k).model_dump() for k in KNOBS}
+
+
+def replay_scenario(trace: Trace, platform: PlatformConfig, policy: str, seed: int, ddm: bool,
+                    knobs: dict[str, Any] | None = None) -> Scenario:
     """The scenario of a replay (before the trace sets its epoch and duration)."""
     data = {
         "name": f"replay-{Path(trace.source).name.split('.')[0]}", "seed": seed,
         "platform": platform.model_dump(exclude_none=True), "brokerage": {"policy": policy},
-        "failures": dict(REPLAY_FAILURES), "ddm": {"enabled": ddm},
+        "failures": dict(REPLAY_FAILURES), "ddm": {"enabled": ddm}, **(knobs or {}),
     }
     return scenario_from_dict(data, "replay")
 
@@ -81,7 +95,7 @@ def replay(jobs: Path, platform: str | Path, out: Path, *, policy: str = HISTORI
     t0 = time.perf_counter()
     trace = load_trace(jobs)
     t1 = time.perf_counter()
-    sc = replay_scenario(trace, platform_config(platform), policy, seed, ddm)
+    sc = replay_scenario(trace, platform_config(platform), policy, seed, ddm, scenario_knobs(platform))
     plat = build_platform(sc)
     warnings = resolve_sites(trace, plat, missing_sites)
     wl, epoch = trace_workload(trace, plat)

@@ -24,7 +24,7 @@ from gridtwin.wms import failures as F
 from gridtwin.wms.brokerage import JobBroker, TaskBroker, TaskBrokerParams
 from gridtwin.wms.jedi import Jedi, JediParams
 from gridtwin.wms.jobs import JobTable, log_file_bytes
-from gridtwin.wms.pilot import Attempt, PilotParams, run_attempt, truncate
+from gridtwin.wms.pilot import Attempt, PilotLatency, PilotParams, run_attempt, truncate
 from gridtwin.wms.sitestate import Grid, SiteState
 from gridtwin.wms.states import (
     ACTIVATED,
@@ -103,6 +103,10 @@ class PandaServer:
         self.failure_model = F.FailureModel(params.failures)
         self._u_fail = UniformBuffer(streams.stream("failures"))
         self._u_pilot = UniformBuffer(streams.stream("pilot"))
+        pp = params.pilot
+        self._latency = (PilotLatency(pp.latency_median_s, pp.latency_sigma, streams.stream("pilot latency"))
+                         if pp.latency_median_s > 0 else None)
+        self._ready_at: dict[int, float] = {}  # row -> when a pilot could take it (with a pilot latency)
         self.downtimes = list(downtimes or [])
         self.metrics_sink = metrics_sink
         self.ddm = ddm
@@ -342,12 +346,29 @@ class PandaServer:
         jobs.t_mod[row] = now
         jobs.log(row, now, ACTIVATED, st.index)
         st.activated += 1
-        spec = jobs.spec[row]
+        if self._latency is not None:
+            self.engine.schedule(self._latency.draw(), self._pilot_arrives, row)
+            return
+        self._enqueue(row, st)
+
+    def _enqueue(self, row: int, st: SiteState) -> None:
+        """Put an activated job in its queue's pilot queue (1-core or multi-core) by priority."""
+        spec = self.jobs.spec[row]
         entry = (-self._prio[self._task[spec]], row)
         if self._cores[self._task[spec]] > 1:
             heapq.heappush(st.queue_mcore, entry)
         else:
             heapq.heappush(st.queue_score, entry)
+
+    def _pilot_arrives(self, row: int) -> None:
+        """A pilot is there for an activated job (after the pilot latency): it may start if a core is free."""
+        jobs = self.jobs
+        if jobs.status[row] != ACTIVATED:
+            return  # closed meanwhile (a downtime)
+        st = self.states[jobs.site[row]]
+        self._ready_at[row] = self.engine.now
+        self._enqueue(row, st)
+        self._dispatch(st)
 
     def _on_input_arrived(self, row: int) -> None:
         del self._pending_activation[row]
@@ -380,7 +401,8 @@ class PandaServer:
             if qm:
                 row = qm[0][1]
                 cores = self._cores[self._task[jobs.spec[row]]]
-                starving = self.engine.now - jobs.t_mod[row] >= drain_after  # t_mod: when it was activated
+                ready = jobs.t_mod[row] if self._latency is None else self._ready_at.get(row, jobs.t_mod[row])
+                starving = self.engine.now - ready >= drain_after  # t_mod: when it was activated
                 if cores <= st.free_cores and (starving or not qs or qm[0] < qs[0]):
                     pop(qm)
                     self._start(row, st, cores)
@@ -397,6 +419,8 @@ class PandaServer:
         now = self.engine.now
         spec = jobs.spec[row]
         site = st.site
+        if self._latency is not None:
+            self._ready_at.pop(row, None)
         jobs.status[row] = SENT
         jobs.t_sent[row] = now
         st.activated -= 1

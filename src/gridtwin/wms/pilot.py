@@ -7,7 +7,10 @@ payload's CPU efficiency times the queue's efficiency factor. CPU time is work /
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from gridtwin.wms import failures as F
 
@@ -21,6 +24,27 @@ class PilotParams:
     jitter: bool = True
     mcore_drain_after_s: float = 3600.0
     """How long a multi-core job lets 1-core jobs backfill before its queue drains cores for it."""
+    latency_median_s: float = 0.0
+    """Median of the lognormal time an activated job waits for a pilot (Harvester submission and the
+    batch queue) before a free core can take it; 0: pilots are always there."""
+    latency_sigma: float = 0.0
+
+
+class PilotLatency:
+    """Lognormal waits for a pilot, drawn in blocks from their own random stream."""
+
+    BLOCK = 4096
+
+    def __init__(self, median_s: float, sigma: float, rng: np.random.Generator) -> None:
+        self.mu = math.log(median_s)
+        self.sigma = sigma
+        self.rng = rng
+        self._buf: list[float] = []
+
+    def draw(self) -> float:
+        if not self._buf:
+            self._buf = self.rng.lognormal(self.mu, self.sigma, self.BLOCK).tolist()[::-1]
+        return self._buf.pop()
 
 
 @dataclass(slots=True)
