@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from gridtwin import __version__
 from gridtwin.errors import GridtwinError
 from gridtwin.ml.cli import register as _register_ml
+from gridtwin.replay.calibrate_cli import register as _register_calibrate
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="gridtwin: a fast digital twin of ATLAS-style grid computing (PanDA, Rucio, WLCG).")
@@ -269,6 +270,7 @@ def scenario_validate(path: Annotated[Path, typer.Argument(help="Scenario YAML."
 
 
 _register_ml(app)
+_register_calibrate(app)
 
 
 def main() -> None:

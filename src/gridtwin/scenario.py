@@ -3,6 +3,7 @@ write the record folder. Everything the CLI does is reachable from here (``run_s
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import gc
 import json
@@ -280,6 +281,7 @@ class Simulation:
             from gridtwin.ml.requests import apply_predictor
 
             maxtimes = sorted(s.maxtime_s for s in self.platform.sites.values())
+            self.workload = dataclasses.replace(self.workload)  # the predictor sets new arrays on this copy only
             self.resources = apply_predictor(self.workload, sc.resources.predictor, sc.resources.memory_margin,
                                              sc.resources.walltime_margin, float(maxtimes[len(maxtimes) // 2]))
         check_platform_storage(self.platform)

@@ -120,3 +120,12 @@ def test_bad_predictor_is_a_clear_error(runs, tmp_path):
     sim_sc = scenario_from_dict({**SCENARIO, "resources": {"predictor": str(tmp_path / "m" / "model.json")}})
     with pytest.raises(ConfigError, match="predicts neither maxrss nor walltime"):
         Simulation(sim_sc)
+
+
+def test_the_predictor_leaves_the_callers_workload_alone(runs):
+    _root, model = runs
+    plain = Simulation(scenario_from_dict(SCENARIO)).workload
+    ram = plain.ramcount_mb.copy()
+    sim = Simulation(scenario_from_dict({**SCENARIO, "resources": {"predictor": str(model)}}), workload=plain)
+    assert sim.workload is not plain and sim.workload.request_rss_kb is not None
+    assert plain.request_rss_kb is None and np.array_equal(plain.ramcount_mb, ram)

@@ -1,5 +1,6 @@
 """What jobs asked for against what they used: attempts killed over their memory or walltime request,
-and how generous the requests of finished jobs were (from ``minramcount`` and ``maxwalltime``)."""
+and how generous the requests of finished first attempts were (from ``minramcount`` and ``maxwalltime``;
+retries ask for the queue's limits, so they are left out of those ratios)."""
 
 from __future__ import annotations
 
@@ -35,13 +36,15 @@ def request_kpis(run_dir: Path) -> dict[str, Any] | None:
     n = jobs.num_rows
     status = np.asarray(pc.fill_null(jobs["jobstatus"], "").to_pylist(), dtype=object)
     done = status == "finished"
+    first = _f(jobs, "attemptnr") == 1
     rss_kb, ram_mb = _f(jobs, "maxrss"), _f(jobs, "minramcount")
     used_wall, req_wall = wall, _f(jobs, "maxwalltime")
     out: dict[str, Any] = {"attempts": n}
     for kind, killed_code, used, req in (("memory", PAYLOAD_OUT_OF_MEMORY, rss_kb, ram_mb * 1024.0),
                                          ("walltime", REACHED_MAX_TIME, used_wall, req_wall)):
         killed = code == killed_code
-        ok = done & np.isfinite(used) & np.isfinite(req) & (used > 0)
+        # first attempts carry the requests under study; a retry asks for the queue's limits
+        ok = done & first & np.isfinite(used) & np.isfinite(req) & (used > 0)
         out[kind] = {
             "attempts_killed": int(killed.sum()),
             "attempts_killed_share": float(killed.mean()) if n else None,
@@ -63,9 +66,9 @@ def request_rows(block: dict[str, Any]) -> list[tuple[str, str]]:
                      f"{m['attempts_killed']:,} ({share:.2%})" if share is not None else "0"))
         rows.append((f"{kind}: core-hours of killed attempts", f"{m['core_hours_killed']:,.0f}"))
         r = m["requested_over_used"]
-        rows.append((f"{kind}: requested / used (finished)", f"{r:.2f}" if r is not None else "n/a"))
+        rows.append((f"{kind}: requested / used (finished 1st attempts)", f"{r:.2f}" if r is not None else "n/a"))
         s = m["over_twice_use_share"]
-        rows.append((f"{kind}: asked > 2x use (finished)", f"{s:.1%}" if s is not None else "n/a"))
+        rows.append((f"{kind}: asked > 2x use (finished 1st attempts)", f"{s:.1%}" if s is not None else "n/a"))
     return rows
 
 

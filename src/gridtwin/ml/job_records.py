@@ -160,8 +160,8 @@ def extract_records(jobs: pa.Table, sites: pa.Table | None = None, source: str =
     if not np.isnan(taskid).all():
         keys = [f"{int(t)}" if t == t else None for t in taskid]
     elif any(j is not None for j in jobname):
-        keys = [j.split("/")[0] if j is not None else None for j in jobname]
-        notes.append("no jeditaskid: tasks are the job names' prefix before '/'")
+        keys = [j.rsplit("/", 1)[0] if j is not None else None for j in jobname]  # as ml.features.task_groups
+        notes.append("no jeditaskid: tasks are the job names up to their last '/'")
     else:
         raise InputError(f"{source}: cannot group jobs into tasks: column 'jeditaskid' is "
                          f"{'null on every row' if 'jeditaskid' in jobs.column_names else 'missing'} "

@@ -2,8 +2,8 @@
 known when a job is submitted, each as a median and a safe upper quantile.
 
 Per target, gradient-boosted trees (LightGBM) learn the log of the target. Cross-validation is grouped by
-task, so no task's jobs leak across folds; the fold models together are the final model (their mean in
-log space), so a job's out-of-fold prediction is exactly what the model would have said without its task.
+task, so no task's jobs leak across folds: every metric is computed on out-of-fold predictions, what a
+model would have said without the job's task. The saved model is one booster trained on all jobs.
 The upper quantile is conformal (Mondrian split-conformal on the out-of-fold log residuals, per
 processing type when each has enough jobs): its coverage holds whatever the trees get wrong. The
 scout baseline (``scouts.py``) is evaluated on the same jobs.
@@ -184,8 +184,8 @@ def _fit(x: np.ndarray, y: np.ndarray, rows: np.ndarray, schema: FeatureSchema, 
 def _conformal_offset(scores: np.ndarray, q: float) -> float:
     """The finite-sample conformal quantile of ``scores`` at level ``q``."""
     n = len(scores)
-    level = min(1.0, math.ceil((n + 1) * q) / n)
-    return float(np.quantile(scores, level, method="higher"))
+    k = math.ceil((n + 1) * q)  # the k-th smallest score; with too few scores (k > n), the largest
+    return float(np.sort(scores)[min(k, n) - 1])
 
 
 @dataclass
@@ -250,8 +250,11 @@ def train_resources(jobs: pa.Table, sites: pa.Table | None = None, *, targets: S
         xs, ys, gs, cls = x[ok], np.log(y_all[ok]), groups[ok], classes[ok]
         k = min(folds, len(np.unique(gs)))
         if k < 2:
-            raise InputError(f"{source}: target {name}: all jobs belong to one task; grouped cross-validation "
-                             f"needs at least two tasks")
+            msg = f"target {name}: all its jobs belong to one task; grouped cross-validation needs at least two"
+            if targets:
+                raise InputError(f"{source}: {msg}")
+            notes.append(msg + ", not trained")
+            continue
         fold = _folds(gs, k, rng)
         oof = np.empty(n)
         for f in range(k):

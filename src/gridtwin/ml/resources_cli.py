@@ -9,7 +9,7 @@ import typer
 
 
 def register(app: typer.Typer, ml_app: typer.Typer) -> None:
-    """Add ``ml train-resources`` and ``ml predict-resources``."""
+    """Add ``ml train-resources``."""
     ml_app.command("train-resources")(train_resources_cmd)
 
 
