@@ -4,7 +4,8 @@ The trace is split by time: the earlier part (``1 - holdout``) is replayed in ev
 only to validate the best parameters (and the defaults, for comparison) over several seeds. A trial replays
 the training part historically with candidate parameters and scores the distance between simulated and
 recorded jobs: for each compared quantity (walltime, queue time, stage-in, CPU efficiency), the two-sample
-KS statistic plus |log(simulated median / recorded median)|, weighted.
+KS statistic plus |log(simulated median / recorded median)|, weighted (stage-in: the jobs with input);
+and the pilot's setup time, the fifth part of ``pilottiming``.
 
 The calibrated parameters are those a historical replay can identify: the pilot latency distribution
 (median and sigma: queue time), the pilot's setup time (walltime of short jobs) and the LAN copy rate
@@ -56,8 +57,10 @@ PARAMS: dict[str, Param] = {
     "pilot.setup_s": Param("pilot.setup_s", 0.0, 600.0, False),
     "network.lan_rate_mbps": Param("network.lan_rate_mbps", 1.0, 5_000.0, True),
 }
-DEFAULT_WEIGHTS = {"wall_time": 1.0, "queue_time": 1.0, "stagein": 1.0, "cpu_eff": 0.5}
-MEDIAN_FLOOR = {"wall_time": 1.0, "queue_time": 1.0, "stagein": 1.0, "cpu_eff": 0.01}
+DEFAULT_WEIGHTS = {"wall_time": 1.0, "queue_time": 1.0, "stagein": 1.0, "setup": 1.0, "cpu_eff": 0.5}
+MEDIAN_FLOOR = {"wall_time": 1.0, "queue_time": 1.0, "stagein": 1.0, "setup": 1.0, "cpu_eff": 0.01}
+CAL_METRICS = (*METRICS, "setup")
+"""The compared quantities, and the pilot's setup time (the fifth part of ``pilottiming``)."""
 """Added to both medians before their log ratio (s, or CPU efficiency)."""
 
 
@@ -124,8 +127,12 @@ def score(task: CalibrationTask, theta: dict[str, float], seed: int, part: str =
     p = paired_jobs(trace.table, simulated, _mapping(trace, simulated))
     weights = dict(task.weights)
     metrics, loss = {}, 0.0
-    for m in METRICS:
-        st = metric_stats(p[f"{m}_sim"], p[f"{m}_rec"])
+    for m in CAL_METRICS:
+        sim, rec = p[f"{m}_sim"], p[f"{m}_rec"]
+        if m == "stagein":  # jobs without input copy nothing on either side: they would only dilute the KS
+            has_input = np.nan_to_num(p["inputfilebytes"]) > 0
+            sim, rec = sim[has_input], rec[has_input]
+        st = metric_stats(sim, rec)
         if not st["n"]:
             metrics[m] = st
             continue  # nothing to compare (e.g. no stage-in recorded)
@@ -224,7 +231,7 @@ def _validate(task: CalibrationTask, base: dict[str, float], best: dict[str, flo
         runs = [score(task, theta, seed + 1000 + s, part="test") for s in range(seeds)]
         out: dict[str, Any] = {"loss_mean": float(np.mean([r["loss"] for r in runs])),
                                "loss_sd": float(np.std([r["loss"] for r in runs])), "jobs": runs[0]["jobs"]}
-        for m in METRICS:
+        for m in CAL_METRICS:
             out[m] = {}
             for k in ("ks", "median_sim", "median_rec", "median_rel_error", "wasserstein"):
                 vals = np.array([r["metrics"][m][k] for r in runs], dtype=np.float64)

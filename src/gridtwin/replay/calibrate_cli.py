@@ -65,7 +65,7 @@ def calibrate_cmd(
     before, after = summary["held_out"]["before"], summary["held_out"]["after"]
     console.print(f"held-out ({after['jobs']:,} jobs, {summary['seeds']} seeds): loss {before['loss_mean']:.3f} "
                   f"-> {after['loss_mean']:.3f} (sd {after['loss_sd']:.3f})", highlight=False)
-    for m in ("wall_time", "queue_time", "stagein", "cpu_eff"):
+    for m in ("wall_time", "queue_time", "stagein", "setup", "cpu_eff"):
         b, a = before[m], after[m]
         console.print(f"  {m}: KS {b['ks']:.3f} -> {a['ks']:.3f}; median {b['median_sim']:.4g} -> "
                       f"{a['median_sim']:.4g} (recorded {a['median_rec']:.4g})", highlight=False)

@@ -38,16 +38,22 @@ def _num(table: pa.Table, name: str) -> np.ndarray:
     return np.asarray(pc.fill_null(col.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def stagein_from_pilottiming(pilottiming: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Seconds of stage-in (second ``|``-separated part) of each ``pilottiming``; NaN when absent."""
+def pilottiming_part(pilottiming: pa.Array | pa.ChunkedArray, index: int) -> np.ndarray:
+    """Seconds of part ``index`` (0 getJob, 1 stage-in, 2 payload, 3 stage-out, 4 setup) of each
+    ``pilottiming``; NaN when absent."""
     out = np.full(len(pilottiming), np.nan)
     for i, s in enumerate(pilottiming.to_pylist()):
         if s:
             parts = s.split("|")
-            if len(parts) >= 2:
+            if len(parts) > index:
                 with contextlib.suppress(ValueError):
-                    out[i] = float(parts[1])
+                    out[i] = float(parts[index])
     return out
+
+
+def stagein_from_pilottiming(pilottiming: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Seconds of stage-in (second ``|``-separated part) of each ``pilottiming``; NaN when absent."""
+    return pilottiming_part(pilottiming, 1)
 
 
 def paired_jobs(recorded: pa.Table, simulated: pa.Table, mapping: pa.Table) -> dict[str, np.ndarray]:
@@ -89,6 +95,8 @@ def paired_jobs(recorded: pa.Table, simulated: pa.Table, mapping: pa.Table) -> d
         out[f"{m}_sim"] = _num(sim, m)
     out["stagein_rec"] = rec_stagein
     out["stagein_sim"] = stagein_from_pilottiming(sim.column("pilottiming"))
+    out["setup_rec"] = _num(rec, "timesetup") if "timesetup" in rec.column_names else np.full(len(ri), np.nan)
+    out["setup_sim"] = pilottiming_part(sim.column("pilottiming"), 4)
     return out
 
 
