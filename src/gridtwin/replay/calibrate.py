@@ -220,7 +220,7 @@ def _client(workers: int, scheduler: str | None) -> Any:
 
     if scheduler is not None:
         return Client(scheduler)
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
     return Client(cluster)
 
 
