@@ -86,3 +86,45 @@ def test_bad_options_exit_2(tmp_path):
                         (["--sampler", "grid"], "tpe or cmaes"), (["--trials", "0"], "at least 1")):
         r = runner.invoke(app, base + extra)
         assert r.exit_code == 2 and text in r.output, (extra, r.output)
+
+
+def test_known_parameters_are_recovered_within_5_percent(tmp_path):
+    """Records made by a replay with known pilot latency (median 900 s, sigma 0.5), setup (90 s) and LAN
+    rate (60 MB/s): calibration from the defaults gets each back within 5%."""
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng(3)
+    n = 1500
+    t0 = 1_736_467_200_000
+    created = t0 + np.sort(rng.uniform(0, 86400e3, n)).astype(np.int64)
+    cpu = np.rint(rng.lognormal(np.log(1800.0), 0.6, n)).astype(np.int64)
+    exe = np.rint(cpu / rng.uniform(0.7, 0.95, n)).astype(np.int64)
+    nin = rng.integers(1, 4, n)
+    ts = pa.timestamp("ms", tz="UTC")
+    trace = pa.table({
+        "pandaid": pa.array(7_000_000 + np.arange(n, dtype=np.int64)),
+        "jeditaskid": pa.array(100 + np.arange(n, dtype=np.int64) // 20),
+        "creationtime": pa.array(created).cast(ts), "starttime": pa.array(created + 60_000).cast(ts),
+        "endtime": pa.array(created + (exe + 160) * 1000).cast(ts),
+        "computingsite": pa.array(np.where(rng.random(n) < 0.5, "QA", "QB").tolist()),
+        "jobstatus": pa.array(["finished"] * n), "corecount": pa.array(np.ones(n, np.int32)),
+        "cpuconsumptiontime": pa.array(cpu), "ninputdatafiles": pa.array(nin.astype(np.int32)),
+        "inputfilebytes": pa.array(nin * 3_000_000_000), "outputfilebytes": pa.array(np.full(n, 10**8)),
+        "pilottiming": pa.array([f"10|40|{e}|2|60" for e in exe.tolist()]),
+    })
+    pq.write_table(trace, tmp_path / "trace.parquet")
+    _, platform = _trace(tmp_path, n=1)
+    truth = tmp_path / "truth.yaml"
+    truth.write_text(platform.read_text() + "pilot: {latency_median_s: 900, latency_sigma: 0.5, setup_s: 90}\n"
+                     "network: {lan_rate_mbps: 60}\n")
+    r = runner.invoke(app, ["replay", str(tmp_path / "trace.parquet"), "--platform", str(truth), "--out",
+                            str(tmp_path / "records"), "--no-ddm", "--no-report", "--seed", "8"])
+    assert r.exit_code == 0, r.output
+    task = CalibrationTask(jobs=str(tmp_path / "records" / "jobs.parquet"), platform=str(platform), holdout=0.2)
+    out = calibrate(task, tmp_path / "cal", trials=12, sampler="cmaes", seeds=1, seed=2)
+    truth_values = {"pilot.latency_median_s": 900.0, "pilot.latency_sigma": 0.5, "pilot.setup_s": 90.0,
+                    "network.lan_rate_mbps": 60.0}
+    for name, value in truth_values.items():
+        assert out["best"][name] == pytest.approx(value, rel=0.05), name
+    assert out["held_out"]["after"]["loss_mean"] < out["held_out"]["before"]["loss_mean"] / 5

@@ -143,10 +143,52 @@ def score(task: CalibrationTask, theta: dict[str, float], seed: int, part: str =
     return {"loss": loss, "metrics": metrics, "jobs": len(p["recorded_pandaid"])}
 
 
-def _distributions(names: list[str]) -> dict[str, Any]:
+def trace_estimates(task: CalibrationTask) -> dict[str, tuple[float, float, float]]:
+    """Per parameter, (low, first guess, high) read off the training part of the trace: the recorded
+    queue-time median for the pilot latency, the recorded setup median, and the recorded bytes over
+    stage-in seconds for the LAN rate. The search stays within these data-driven bounds (clipped to the
+    parameter's own range) and starts from the guesses."""
+    trace = _context(task, "train")[0]
+    t = trace.table
+
+    def col(name: str) -> np.ndarray:
+        if name not in t.column_names:
+            return np.full(t.num_rows, np.nan)
+        c = t.column(name)
+        if str(c.type).startswith("timestamp"):
+            c = c.cast("int64")
+        return np.asarray(c.cast("float64").to_numpy(zero_copy_only=False), dtype=np.float64)
+
+    queue = (col("starttime") - col("creationtime")) / 1000.0
+    queue = queue[np.isfinite(queue) & (queue > 0)]
+    q_med = float(np.median(queue)) if len(queue) else 600.0
+    q_sig = float(np.std(np.log(queue))) if len(queue) > 1 else 1.0
+    setup = col("timesetup")
+    setup = setup[np.isfinite(setup)]
+    s_med = float(np.median(setup)) if len(setup) else 60.0
+    stagein, nbytes = col("timestagein"), col("inputfilebytes")
+    ok = np.isfinite(stagein) & (stagein > 0) & np.isfinite(nbytes) & (nbytes > 0)
+    lan = float(nbytes[ok].sum() / stagein[ok].sum() / 1e6) if ok.any() else 200.0
+    guess = {
+        "pilot.latency_median_s": (q_med / 20.0, q_med, q_med * 5.0),
+        "pilot.latency_sigma": (0.0, min(q_sig, 2.0), 2.5),
+        "pilot.setup_s": (0.0, s_med, max(60.0, 4.0 * s_med)),
+        "network.lan_rate_mbps": (lan / 10.0, lan, lan * 10.0),
+    }
+    out = {}
+    for name, (lo, mid, hi) in guess.items():
+        p = PARAMS[name]
+        lo, hi = max(p.low, lo), min(p.high, hi)
+        if not lo < hi:
+            lo, hi = p.low, p.high
+        out[name] = (lo, min(max(mid, lo), hi), hi)
+    return out
+
+
+def _distributions(names: list[str], bounds: dict[str, tuple[float, float, float]]) -> dict[str, Any]:
     import optuna
 
-    return {n: optuna.distributions.FloatDistribution(PARAMS[n].low, PARAMS[n].high, log=PARAMS[n].log)
+    return {n: optuna.distributions.FloatDistribution(bounds[n][0], bounds[n][2], log=PARAMS[n].log)
             for n in names}
 
 
@@ -186,7 +228,10 @@ def calibrate(task: CalibrationTask, out: Path, *, trials: int = 100, sampler: s
                                 sampler=_sampler(sampler, seed), direction="minimize", load_if_exists=True)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study.tell(t.number, state=TrialState.FAIL)  # interrupted: asked, never told
-    dists = _distributions(names)
+    bounds = trace_estimates(task)
+    dists = _distributions(names, bounds)
+    if not study.trials:  # a new study starts from what the trace says directly
+        study.enqueue_trial({n: bounds[n][1] for n in names})
     client = _client(workers, scheduler)
     try:
         while (done := len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))) < trials:
