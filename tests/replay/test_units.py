@@ -41,6 +41,20 @@ def test_importer_reads_epoch_seconds(tmp_path):
     assert res.rejected.column("line").to_pylist() == [4, 5, 6]
 
 
+def test_importer_reads_epoch_milliseconds(tmp_path):
+    p = tmp_path / "j.csv"
+    p.write_text("pandaid,creationtime,starttime,computingsite,jobstatus\n"
+                 "1,1736468400000,1736468460500,QA,finished\n"
+                 "2,1736468400,1736468400250,QA,finished\n"  # seconds and milliseconds side by side
+                 "3,9999999999999,,QA,finished\n")  # year 2286 in milliseconds: refused
+    res = import_panda_jobs(p)
+    t = res.table
+    assert t.column("pandaid").to_pylist() == [1, 2]
+    assert t.column("creationtime").cast(pa.int64()).to_pylist() == [1736468400000, 1736468400000]
+    assert t.column("starttime").cast(pa.int64()).to_pylist() == [1736468460500, 1736468400250]
+    assert res.rejected.column("reason").to_pylist() == ["unparseable date"]
+
+
 def test_importer_reads_numeric_epoch_columns_in_parquet(tmp_path):
     import pyarrow.parquet as pq
 

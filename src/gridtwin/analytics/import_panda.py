@@ -6,8 +6,9 @@
   a UTF-8 byte-order mark; quoted fields;
 - dates in ISO form (``2025-01-20 18:10:40``, with ``T``, fractional seconds, ``Z`` or ``+01:00``)
   or US form (``1/27/2024 12:27``, ``1/27/2024 12:27:05``), in UTC unless an offset is given, or as Unix
-  epoch seconds (a numeric column, or text that is a plain number such as ``1737396640`` or
-  ``1737396640.5``; outside 1973-03-03 to year 9999 is an unparseable date); any time on
+  epoch seconds or milliseconds (a numeric column, or text that is a plain number such as ``1737396640``,
+  ``1737396640.5`` or ``1737396640500``; numbers of at least 1e11 are milliseconds; outside 1973-03-03 to
+  2199 is an unparseable date); any time on
   1970-01-01 (PanDA's "unset" sentinel) and empty fields (also ``NULL``, ``None``, ``NaN``, ``\\N``) are null;
 - numbers written as floats (``10.0``) in integer columns when they are integral;
 - PanDA units kept as they are: memory in kB, durations in seconds, sizes in bytes;
@@ -98,7 +99,8 @@ _FLOAT = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _PLAIN_INT = r"^[+-]?\d{1,18}$"
 _EPOCH_SECONDS = r"^\d+(\.\d+)?$"
 _MIN_EPOCH_S = 100_000_000  # 1973-03-03: smaller plain numbers (e.g. 20250120) are not taken for epoch seconds
-_MAX_EPOCH_S = 253_402_300_800  # 10000-01-01
+_MAX_EPOCH_S = 7_258_118_400  # 2200-01-01: later "seconds" are taken for milliseconds, or refused
+_MIN_EPOCH_MS = 100_000_000_000  # 1973-03-03 in milliseconds (year 5138 in seconds: not a job's date)
 
 
 class _Checks:
@@ -371,10 +373,12 @@ def _to_ms(arr: pa.Array, column: str, checks: _Checks) -> tuple[np.ndarray, np.
 
 def _epoch_seconds_ms(f: np.ndarray, null: np.ndarray, column: str,
                       checks: _Checks) -> tuple[np.ndarray, np.ndarray]:
-    """Epoch seconds (floats, NaN = null) as epoch milliseconds and a null mask. A value on 1970-01-01 is
-    the "unset" sentinel (null); one from 1970-01-02 to 1973-03-02, negative or after year 9999 is an
-    unparseable date."""
+    """Epoch seconds or milliseconds (floats, NaN = null) as epoch milliseconds and a null mask. A value
+    of at least 1e11 is taken for milliseconds. A value on 1970-01-01 is the "unset" sentinel (null); one
+    from 1970-01-02 to 1973-03-02, negative or from year 2200 on is an unparseable date."""
     with np.errstate(invalid="ignore"):
+        millis = ~null & (f >= _MIN_EPOCH_MS) & (f < _MAX_EPOCH_S * 1000.0)  # Spark and Elasticsearch dumps
+        f = np.where(millis, f / 1000.0, f)
         sentinel = ~null & (f >= 0) & (f < _SENTINEL_MS / 1000)
         bad = ~null & ~sentinel & ~((f >= _MIN_EPOCH_S) & (f < _MAX_EPOCH_S))
     checks.flag(bad, column, "unparseable date")

@@ -114,7 +114,8 @@ def replay(jobs: Path, platform: str | Path, out: Path, *, policy: str = HISTORI
         comparison = write_comparison(partial / "comparison", trace.table, simulated, mapping, header)
         pin_refused = result.tasks_broken if policy == HISTORICAL else 0
         info = {
-            **header, "jobs_read": trace.n_jobs + sum(trace.set_aside.values()), "jobs_replayed": trace.n_jobs,
+            **header, "jobs_read": trace.n_jobs + sum(trace.set_aside.values()) + trace.rejected,
+            "jobs_replayed": trace.n_jobs,
             "rejected_by_importer": trace.rejected, "rejected_by_reason": trace.rejected_by_reason,
             "set_aside": trace.set_aside, "importer_notes": trace.notes, "derived_sites": warnings,
             "pinned_jobs_refused": pin_refused, "epoch": epoch.isoformat(), "failures": REPLAY_FAILURES,
