@@ -40,7 +40,9 @@ from gridtwin.ml.scouts import scout_baseline
 FORMAT = "gridtwin-resource-model"
 FORMAT_VERSION = 1
 MIN_JOBS_PER_CLASS = 200
-"""A processing type gets its own conformal offset only with at least this many out-of-fold residuals."""
+"""A processing type gets its own conformal offset only with at least this many out-of-fold residuals..."""
+MIN_TASKS_PER_CLASS = 20
+"""... from at least this many tasks (the residuals of one task move together)."""
 MIN_TRAIN_JOBS = 10
 SMALL_DATA = 50_000
 """Below this many rows a booster trains on one thread: OpenMP's thread barriers cost more than they save,
@@ -268,7 +270,7 @@ def train_resources(jobs: pa.Table, sites: pa.Table | None = None, *, targets: S
         if class_feature:
             for c in np.unique(cls).tolist():
                 sel = cls == c
-                if sel.sum() >= MIN_JOBS_PER_CLASS:
+                if sel.sum() >= MIN_JOBS_PER_CLASS and len(np.unique(gs[sel])) >= MIN_TASKS_PER_CLASS:
                     offsets[c] = _conformal_offset(scores[sel], quantile)
         fitted[name] = TargetModel([final], offsets, default, n)
         off = np.array([offsets.get(c, default) for c in cls.tolist()])
