@@ -11,7 +11,6 @@ Target (issue: trace analytics): about 1M jobs and 2M transfers in <= 60 s and <
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from _report import report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,13 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     figures = {"jobs": jobs, "transfers": transfers, "total_wall_s": round(total, 2),
                "stages_s": summary["timings_s"], "peak_rss_gib": round(rss, 3), "links": summary["links"],
                "linker_score": summary["linker_score"], "anomalies": summary["anomalies"]}
-    for k, v in figures.items():
-        print(f"{k:>14}: {v}")
-    ok = total <= 60 and rss <= 4
-    verdict = "met" if ok else "NOT met"
-    print(f"{'target':>14}: <= 60 s and <= 4 GiB {verdict} (on {jobs:,} jobs, {transfers:,} transfers)")
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    report(figures, [(f"<= 60 s and <= 4 GiB (on {jobs:,} jobs, {transfers:,} transfers)", total <= 60 and rss <= 4)],
+           args.json)
     return 0
 
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _report import report
 
 TRUTH = {"pilot.latency_median_s": 1200.0, "pilot.latency_sigma": 0.5, "pilot.setup_s": 120.0,
          "network.lan_rate_mbps": 80.0}
@@ -65,12 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "held_out_loss_after": round(out["held_out"]["after"]["loss_mean"], 3),
         "held_out_loss_after_sd": round(out["held_out"]["after"]["loss_sd"], 3),
     }
-    for k, v in figures.items():
-        print(f"{k:>22}: {v}")
-    verdict = "met" if total <= 600 else "NOT met"
-    print(f"{'target':>22}: {args.trials} trials <= 600 s {verdict}")
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    report(figures, [(f"{args.trials} trials <= 600 s", total <= 600)], args.json)
     return 0
 
 

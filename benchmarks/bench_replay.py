@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from _report import report
 
 SITES = 10
 CORES = 256
@@ -108,10 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         "jobs_at_recorded_site": res.comparison["jobs_at_recorded_site"],
         "wall_median_sim_over_rec": round(comp["median_sim"] / comp["median_rec"], 4),
     }
-    for k, v in figures.items():
-        print(f"{k:>27}: {v}")
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    report(figures, [], args.json)
     return 0
 
 

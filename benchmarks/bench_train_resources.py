@@ -13,11 +13,12 @@ Target (issue: learning from job records): training on 1M job records in <= 2 mi
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import time
 from pathlib import Path
+
+from _report import report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,12 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                "peak_rss_gib": round(rss, 3),
                "walltime_mape": round(result.metrics["walltime"]["predictor"]["mape"]["value"], 3),
                "walltime_coverage": round(result.metrics["walltime"]["predictor"]["coverage"]["value"], 4)}
-    for k, v in figures.items():
-        print(f"{k:>20}: {v}")
-    verdict = "met" if t_train <= 120 else "NOT met"
-    print(f"{'target':>20}: training <= 120 s {verdict} (on {jobs.num_rows:,} job records)")
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    report(figures, [(f"training <= 120 s (on {jobs.num_rows:,} job records)", t_train <= 120)], args.json)
     return 0
 
 
