@@ -23,7 +23,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from rich.table import Table
 
-from gridtwin.analytics.requests import request_rows
 from gridtwin.errors import InputError
 
 JOB_COLUMNS = (
@@ -582,6 +581,8 @@ def format_fraction(x: float | None) -> str:
 
 def kpi_sections(kpis: dict[str, Any], top_failures: int = 10) -> list[tuple[str, list[tuple[str, str]]]]:
     """KPIs as titled sections of (label, formatted value) rows, shared by terminal and HTML."""
+    from gridtwin.analytics.requests import request_rows  # it reads columns with this module's helpers
+
     states = [(s, str(n)) for s, n in kpis["jobs_by_status"].items()] + [
         ("total", str(kpis["n_jobs"])),
         ("makespan", format_seconds(kpis["makespan_s"])),

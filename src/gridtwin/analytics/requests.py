@@ -11,15 +11,12 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from gridtwin.analytics.kpi import as_float
 from gridtwin.wms.failures import PAYLOAD_OUT_OF_MEMORY, REACHED_MAX_TIME
 
 COLUMNS = ("jobstatus", "attemptnr", "corecount", "piloterrorcode", "maxrss", "wall_time", "minramcount",
            "maxwalltime")
 WASTE_FACTOR = 2.0
-
-
-def _f(table: Any, name: str) -> np.ndarray:
-    return table[name].cast("float64").to_numpy(zero_copy_only=False)
 
 
 def request_kpis(run_dir: Path) -> dict[str, Any] | None:
@@ -30,15 +27,15 @@ def request_kpis(run_dir: Path) -> dict[str, Any] | None:
     jobs = pq.read_table(path, columns=list(COLUMNS))
     if jobs["minramcount"].null_count == jobs.num_rows:
         return None
-    code = _f(jobs, "piloterrorcode")
-    wall = _f(jobs, "wall_time")
-    cores = _f(jobs, "corecount")
+    code = as_float(jobs["piloterrorcode"])
+    wall = as_float(jobs["wall_time"])
+    cores = as_float(jobs["corecount"])
     n = jobs.num_rows
     status = np.asarray(pc.fill_null(jobs["jobstatus"], "").to_pylist(), dtype=object)
     done = status == "finished"
-    first = _f(jobs, "attemptnr") == 1
-    rss_kb, ram_mb = _f(jobs, "maxrss"), _f(jobs, "minramcount")
-    used_wall, req_wall = wall, _f(jobs, "maxwalltime")
+    first = as_float(jobs["attemptnr"]) == 1
+    rss_kb, ram_mb = as_float(jobs["maxrss"]), as_float(jobs["minramcount"])
+    used_wall, req_wall = wall, as_float(jobs["maxwalltime"])
     out: dict[str, Any] = {"attempts": n}
     for kind, killed_code, used, req in (("memory", PAYLOAD_OUT_OF_MEMORY, rss_kb, ram_mb * 1024.0),
                                          ("walltime", REACHED_MAX_TIME, used_wall, req_wall)):

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from gridtwin.errors import ConfigError
-from gridtwin.replay.compare import METRICS, metric_stats, paired_jobs
+from gridtwin.replay.compare import METRICS, metric_stats, numbers, paired_jobs
 from gridtwin.replay.run import HISTORICAL, _mapping, platform_config, replay_scenario, scenario_knobs
 from gridtwin.replay.sites import resolve_sites
 from gridtwin.replay.trace import Trace, load_trace, trace_workload
@@ -151,14 +151,7 @@ def trace_estimates(task: CalibrationTask) -> dict[str, tuple[float, float, floa
     trace = _context(task, "train")[0]
     t = trace.table
 
-    def col(name: str) -> np.ndarray:
-        if name not in t.column_names:
-            return np.full(t.num_rows, np.nan)
-        c = t.column(name)
-        if str(c.type).startswith("timestamp"):
-            c = c.cast("int64")
-        return np.asarray(c.cast("float64").to_numpy(zero_copy_only=False), dtype=np.float64)
-
+    col = functools.partial(numbers, t)
     queue = (col("starttime") - col("creationtime")) / 1000.0
     queue = queue[np.isfinite(queue) & (queue > 0)]
     q_med = float(np.median(queue)) if len(queue) else 600.0

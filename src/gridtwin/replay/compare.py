@@ -31,7 +31,10 @@ WORST_N = 20
 FEATURES = ("cores", "cpuconsumptiontime", "ninputdatafiles", "inputfilebytes", "outputfilebytes", "maxrss")
 
 
-def _num(table: pa.Table, name: str) -> np.ndarray:
+def numbers(table: pa.Table, name: str) -> np.ndarray:
+    """Column ``name`` as float64 (timestamps as epoch ms), NaN for nulls and for an absent column."""
+    if name not in table.column_names:
+        return np.full(table.num_rows, np.nan)
     col = table.column(name)
     if pa.types.is_timestamp(col.type):
         col = col.cast(pa.int64())
@@ -61,7 +64,7 @@ def paired_jobs(recorded: pa.Table, simulated: pa.Table, mapping: pa.Table) -> d
 
     ``mapping`` has ``jeditaskid`` (the replay's pseudo-task) and ``recorded_pandaid``; the simulated job of a
     pseudo-task is its last attempt."""
-    rec_pid = _num(recorded, "pandaid").astype(np.int64)
+    rec_pid = numbers(recorded, "pandaid").astype(np.int64)
     rec_pos = {int(p): i for i, p in enumerate(rec_pid)}
     task_to_rec = dict(zip(mapping.column("jeditaskid").to_pylist(), mapping.column("recorded_pandaid").to_pylist(),
                            strict=True))
@@ -77,25 +80,25 @@ def paired_jobs(recorded: pa.Table, simulated: pa.Table, mapping: pa.Table) -> d
     si = np.array([p[1] for p in pairs], dtype=np.int64)
     rec = recorded.take(pa.array(ri))
     sim = simulated.take(pa.array(si))
-    rec_stagein = _num(rec, "timestagein")
-    cores_rec = _num(rec, "actualcorecount")
-    cores_rec = np.where(cores_rec > 0, cores_rec, _num(rec, "corecount"))
+    rec_stagein = numbers(rec, "timestagein")
+    cores_rec = numbers(rec, "actualcorecount")
+    cores_rec = np.where(cores_rec > 0, cores_rec, numbers(rec, "corecount"))
     out: dict[str, Any] = {
         "recorded_pandaid": rec_pid[ri],
-        "simulated_pandaid": _num(sim, "pandaid").astype(np.int64),
+        "simulated_pandaid": numbers(sim, "pandaid").astype(np.int64),
         "site": np.array(rec.column("computingsite").to_pylist(), dtype=object),
         "simulated_site": np.array(sim.column("computingsite").to_pylist(), dtype=object),
         "simulated_jobstatus": np.array(sim.column("jobstatus").to_pylist(), dtype=object),
         "cores": np.where(cores_rec > 0, cores_rec, 1.0),
     }
     for name in FEATURES[1:]:
-        out[name] = _num(rec, name)
+        out[name] = numbers(rec, name)
     for m in ("wall_time", "queue_time", "cpu_eff"):
-        out[f"{m}_rec"] = _num(rec, m)
-        out[f"{m}_sim"] = _num(sim, m)
+        out[f"{m}_rec"] = numbers(rec, m)
+        out[f"{m}_sim"] = numbers(sim, m)
     out["stagein_rec"] = rec_stagein
     out["stagein_sim"] = stagein_from_pilottiming(sim.column("pilottiming"))
-    out["setup_rec"] = _num(rec, "timesetup") if "timesetup" in rec.column_names else np.full(len(ri), np.nan)
+    out["setup_rec"] = numbers(rec, "timesetup")
     out["setup_sim"] = pilottiming_part(sim.column("pilottiming"), 4)
     return out
 

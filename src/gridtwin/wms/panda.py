@@ -131,6 +131,7 @@ class PandaServer:
         self._req_rss = workload.request_rss_kb.tolist() if enforce and workload.request_rss_kb is not None else None
         self._req_wall = (workload.request_wall_s.tolist() if enforce and workload.request_wall_s is not None
                           else None)
+        self._has_requests = self._req_rss is not None or self._req_wall is not None
         self._nucleus_rw: dict[int, float] = {}
         self._rse_by_atlas: dict[str, list[str]] = {}
         for r in sorted(platform.rses.values(), key=lambda x: x.name):
@@ -456,7 +457,7 @@ class PandaServer:
         exe_code = self.failure_model.exe_code(uf()) if kind == F.PAYLOAD else 0
         mem_limit = site.maxrss_mb * 1024.0 * cores / site.corecount
         maxtime = site.maxtime_s
-        if jobs.attempt[row] == 1:
+        if self._has_requests and jobs.attempt[row] == 1:  # requests bind first attempts only
             if self._req_rss is not None and 0 < self._req_rss[spec] < mem_limit:
                 mem_limit = self._req_rss[spec]
             if self._req_wall is not None:
