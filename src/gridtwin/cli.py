@@ -201,6 +201,9 @@ def replay(
     missing_sites: Annotated[str, typer.Option(
         "--missing-sites", help="A recorded site the platform lacks: error, or derive it from the trace.")
     ] = "error",
+    work: Annotated[str, typer.Option(
+        help="recorded: each job's CPU time x its queue's corepower; task: its task's work per event fitted "
+        "across queues, so queue speeds are the platform's (for re-brokering).")] = "recorded",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
     ddm: Annotated[bool, typer.Option("--ddm/--no-ddm", help="Stage-in and stage-out through data management.")
                    ] = True,
@@ -213,7 +216,7 @@ def replay(
 
     try:
         result = run_replay(jobs, platform, out, policy=policy, missing_sites=missing_sites, seed=seed, ddm=ddm,
-                            force=force, report=report)
+                            force=force, report=report, work=work)
     except GridtwinError as exc:
         _fail(exc)
         return

@@ -82,6 +82,9 @@ class PlatformConfig(_Strict):
     default_bandwidth_gbps: float = Field(1.0, gt=0)
     default_latency_ms: float = Field(100.0, ge=0)
     overrides: dict[str, SiteOverride] = Field(default_factory=dict)
+    link_scales: dict[str, float] = Field(default_factory=dict)
+    """``"SRC:DST"`` (ATLAS sites, as the network matrix spells pairs) -> factor on that directed link's
+    bandwidth (``gridtwin calibrate`` writes them)."""
 
     @model_validator(mode="after")
     def _one_source(self) -> PlatformConfig:

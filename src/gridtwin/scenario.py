@@ -70,12 +70,28 @@ def build_platform(sc: Scenario) -> Platform:
             site.__post_init__()
         except ConfigError as e:
             raise ConfigError(f"platform.overrides.{name}: {e}") from None
+    apply_link_scales(platform, pc.link_scales)
     for rse in platform.rses.values():
         if rse.rse_type == "DISK" and rse.used_bytes == 0 and "SCRATCH" not in rse.name:
             rse.used_bytes = int(rse.capacity_bytes * sc.storage.initial_fill)
     platform.derive_rse_attributes()
     platform.validate()
     return platform
+
+
+def apply_link_scales(platform: Platform, scales: dict[str, float]) -> None:
+    """Multiply the bandwidth of each directed link ``"SRC:DST"`` by its factor (a pair the matrix does not
+    list gets its default link first)."""
+    atlas = {s.atlas_site for s in platform.sites.values()}
+    for key, factor in sorted(scales.items()):
+        src, sep, dst = key.partition(":")
+        if not sep or src not in atlas or dst not in atlas:
+            raise ConfigError(f"platform.link_scales.{key}: expected \"SRC:DST\" with both ATLAS sites of the "
+                              f"platform (e.g. {', '.join(sorted(atlas)[:2])})")
+        if not (factor > 0 and math.isfinite(factor)):
+            raise ConfigError(f"platform.link_scales.{key}: a factor > 0 was expected, got {factor}")
+        link = platform.link(src, dst)
+        platform.links[(src, dst)] = dataclasses.replace(link, bandwidth_bps=link.bandwidth_bps * factor)
 
 
 def _inline_platform(sc: Scenario) -> Platform:

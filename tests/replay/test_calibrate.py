@@ -12,7 +12,7 @@ from conftest import HEADER, PLATFORM_YAML
 from typer.testing import CliRunner
 
 from gridtwin.cli import app
-from gridtwin.replay.calibrate import CalibrationTask, calibrate, score
+from gridtwin.replay.calibrate import CalibrationTask, calibrate, plan, score
 
 runner = CliRunner()
 
@@ -48,7 +48,9 @@ def test_study_resumes_is_reproducible_and_its_file_replays(tmp_path):
     assert pq.read_table(tmp_path / "other" / "trials.parquet").equals(trials)  # same seed, same study
     assert other["best"] == again["best"]
     # the best trial's loss is what score() gives for its parameters on the training part
-    assert score(task, again["best"], 5)["loss"] == pytest.approx(again["best_train_loss"])
+    planned, names, _ = plan(task, None)
+    assert planned.work == "task" and "site.corepower[QB]" in names  # QA, the busier, is the reference
+    assert score(planned, again["best"], 5)["loss"] == pytest.approx(again["best_train_loss"])
     cal = tmp_path / "cal" / "calibrated.yaml"
     r = runner.invoke(app, ["replay", str(trace), "--platform", str(cal), "--out", str(tmp_path / "rp"), "--no-ddm"])
     assert r.exit_code == 0, r.output

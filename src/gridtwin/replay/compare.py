@@ -98,6 +98,8 @@ def paired_jobs(recorded: pa.Table, simulated: pa.Table, mapping: pa.Table) -> d
         out[f"{m}_sim"] = numbers(sim, m)
     out["stagein_rec"] = rec_stagein
     out["stagein_sim"] = stagein_from_pilottiming(sim.column("pilottiming"))
+    out["cpu_time_rec"] = numbers(rec, "cpuconsumptiontime")
+    out["cpu_time_sim"] = numbers(sim, "cpuconsumptiontime")
     out["setup_rec"] = numbers(rec, "timesetup")
     out["setup_sim"] = pilottiming_part(sim.column("pilottiming"), 4)
     return out

@@ -86,8 +86,10 @@ def replay_scenario(trace: Trace, platform: PlatformConfig, policy: str, seed: i
 
 
 def replay(jobs: Path, platform: str | Path, out: Path, *, policy: str = HISTORICAL, missing_sites: str = "error",
-           seed: int = 1, ddm: bool = True, force: bool = False, report: bool = True) -> ReplayResult:
-    """Replay the recorded jobs ``jobs`` on ``platform`` into the folder ``out`` (written atomically)."""
+           seed: int = 1, ddm: bool = True, force: bool = False, report: bool = True,
+           work: str = "recorded") -> ReplayResult:
+    """Replay the recorded jobs ``jobs`` on ``platform`` into the folder ``out`` (written atomically);
+    ``work`` is the work mode of :func:`gridtwin.replay.trace.trace_workload`."""
     import time
 
     from gridtwin.scenario import atomic_folder, build_platform, check_output_folder, run_scenario
@@ -98,7 +100,7 @@ def replay(jobs: Path, platform: str | Path, out: Path, *, policy: str = HISTORI
     sc = replay_scenario(trace, platform_config(platform), policy, seed, ddm, scenario_knobs(platform))
     plat = build_platform(sc)
     warnings = resolve_sites(trace, plat, missing_sites)
-    wl, epoch = trace_workload(trace, plat)
+    wl, epoch = trace_workload(trace, plat, work)
     sc = sc.model_copy(update={"epoch": epoch, "workload": sc.workload.model_copy(
         update={"duration_h": wl.duration_s / 3600.0})})
     out = check_output_folder(out, force)
@@ -110,7 +112,7 @@ def replay(jobs: Path, platform: str | Path, out: Path, *, policy: str = HISTORI
         mapping = _mapping(trace, simulated)
         pq.write_table(mapping, partial / "replay_mapping.parquet")
         header = {"trace": trace.source, "platform": str(Path(str(platform)).name), "policy": policy, "seed": seed,
-                  "ddm": ddm}
+                  "ddm": ddm, "work": work}
         comparison = write_comparison(partial / "comparison", trace.table, simulated, mapping, header)
         pin_refused = result.tasks_broken if policy == HISTORICAL else 0
         info = {

@@ -4,7 +4,8 @@ Each recorded job becomes a task of one job, so it arrives at its own ``creation
 ``pandaid``/``jeditaskid`` stay in :class:`Trace` (and the run's mapping table). docs/replay.md lists the
 rules; in short:
 
-- CPU work = ``cpuconsumptiontime`` x the corepower of the recorded queue (HS06-seconds);
+- CPU work = ``cpuconsumptiontime`` x the corepower of the recorded queue (HS06-seconds); or, in the
+  ``task`` work mode, the task's work per event over the queues it ran at (:mod:`gridtwin.replay.sitespeed`);
 - payload CPU efficiency = ``cpuconsumptiontime`` / (exe seconds of ``pilottiming`` x cores), else
   / (``wall_time`` x cores), else :data:`DEFAULT_CPU_EFF`; clipped to [:data:`MIN_CPU_EFF`, 1];
 - memory: ``maxrss`` when known, else half the recorded queue's per-job memory limit;
@@ -27,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gridtwin.errors import InputError
+from gridtwin.errors import ConfigError, InputError
 from gridtwin.platform.model import Platform
 from gridtwin.workload.categories import Category
 from gridtwin.workload.generator import REFERENCE_COREPOWER
@@ -125,9 +126,25 @@ def trace_epoch(table: pa.Table) -> datetime:
     return datetime.fromtimestamp((first_ms // hour_ms) * hour_ms / 1000.0, tz=UTC)
 
 
-def trace_workload(trace: Trace, platform: Platform) -> tuple[Workload, datetime]:
+def payload_efficiency(table: pa.Table, cpu: np.ndarray, cores: np.ndarray) -> np.ndarray:
+    """Each job's payload CPU efficiency: CPU seconds over (exe seconds of ``pilottiming`` x cores), else over
+    (``wall_time`` x cores); NaN where neither is known."""
+    exe = _floats(table, "timeexe")
+    wall = _floats(table, "wall_time")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eff_exe = cpu / (exe * cores)
+        eff_wall = cpu / (wall * cores)
+    return np.where(exe > 0, eff_exe, np.where(wall > 0, eff_wall, np.nan))
+
+
+def trace_workload(trace: Trace, platform: Platform, work_mode: str = "recorded") -> tuple[Workload, datetime]:
     """The trace as a workload of one-job tasks, and its epoch. Every recorded ``computingsite`` must be a
-    queue of ``platform`` (see :func:`gridtwin.replay.sites.resolve_sites`)."""
+    queue of ``platform`` (see :func:`gridtwin.replay.sites.resolve_sites`).
+
+    ``work_mode`` ``recorded``: each job's own CPU time x its queue's corepower, and its own efficiency.
+    ``task``: its task's work per event and efficiency over the queues the task ran at, given their
+    corepower and efficiency factors (:func:`gridtwin.replay.sitespeed.task_work`), so a queue's speed shows
+    against the same task's jobs elsewhere: what calibrating queue speeds and re-brokering need."""
     t = trace.table
     n = t.num_rows
     sites = _strings(t, "computingsite")
@@ -141,12 +158,13 @@ def trace_workload(trace: Trace, platform: Platform) -> tuple[Workload, datetime
     cpu = _floats(t, "cpuconsumptiontime")
     corepower = np.array([platform.sites[s].corepower for s in sites], dtype=np.float64)
     work = cpu * corepower
-    exe = _floats(t, "timeexe")
-    wall = _floats(t, "wall_time")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        eff_exe = cpu / (exe * cores)
-        eff_wall = cpu / (wall * cores)
-    eff = np.where(exe > 0, eff_exe, np.where(wall > 0, eff_wall, DEFAULT_CPU_EFF))
+    eff = payload_efficiency(t, cpu, cores)
+    if work_mode == "task":
+        from gridtwin.replay.sitespeed import task_work
+
+        work, eff = task_work(t, platform, cpu, eff)
+    elif work_mode != "recorded":
+        raise ConfigError(f"--work {work_mode}: recorded or task was expected")
     eff = np.clip(np.nan_to_num(eff, nan=DEFAULT_CPU_EFF), MIN_CPU_EFF, 1.0)
     limit_kb = np.array([platform.sites[s].maxrss_mb * 1024.0 / platform.sites[s].corecount for s in sites]) * cores
     rss = _ints(t, "maxrss", -1)
