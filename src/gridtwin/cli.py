@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from gridtwin import __version__
+from gridtwin.dashboard.cli import register as _register_dashboard
 from gridtwin.errors import GridtwinError
 from gridtwin.ml.cli import register as _register_ml
 from gridtwin.replay.calibrate_cli import register as _register_calibrate
@@ -54,6 +55,18 @@ def simulate(
     report: Annotated[bool, typer.Option(help="Write report.html beside the Parquet files.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no KPI table.")] = False,
     force: Annotated[bool, typer.Option(help="Replace --out even if it holds something other than a run.")] = False,
+    dashboard: Annotated[bool, typer.Option(help="Watch the run live in the browser (gridtwin dashboard).")] = False,
+    dashboard_every: Annotated[float, typer.Option(help="Minutes of simulated time between dashboard frames.")
+                               ] = 10.0,
+    dashboard_host: Annotated[str, typer.Option(help="Dashboard address: 127.0.0.1 unless --allow-remote.")
+                              ] = "127.0.0.1",
+    dashboard_port: Annotated[int, typer.Option(help="Dashboard port (0: any free port).")] = 8765,
+    allow_remote: Annotated[bool, typer.Option(
+        "--allow-remote", help="Allow a non-loopback --dashboard-host; clients must present the printed token.")
+    ] = False,
+    dashboard_keep: Annotated[bool, typer.Option(
+        help="Keep serving the finished run until Ctrl-C (--no-dashboard-keep: stop when the run is written).")
+    ] = True,
 ) -> None:
     """Simulate a scenario and write its records (Parquet), run.json and an HTML report."""
     from gridtwin.analytics.kpi import kpi_table
@@ -78,8 +91,18 @@ def simulate(
             sc = scenario_from_dict(data, "command line")  # validate what the options changed
         if scale is not None and sc.workload.file is not None:
             raise ConfigError("--scale sizes the generated workload; it does not apply to a workload file")
+        observer, server = None, None
+        if dashboard:
+            from gridtwin.dashboard.process import DashboardProcess
+
+            if not dashboard_every > 0:
+                raise ConfigError(f"--dashboard-every {dashboard_every}: minutes > 0 were expected")
+            server = DashboardProcess(dashboard_every * 60.0, dashboard_host, dashboard_port,
+                                      allow_remote=allow_remote)
+            err_console.print(f"dashboard (live): {server.start()}", highlight=False, soft_wrap=True)
+            observer = server.sampler.attach
         if quiet:
-            result = run_scenario(sc, out, report=report, force=force)
+            result = run_scenario(sc, out, report=report, force=force, observer=observer)
         else:
             with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                           TimeElapsedColumn(), console=err_console, transient=False) as prog:
@@ -92,8 +115,12 @@ def simulate(
                     else:
                         prog.update(bar, description=f"writing {stage}", completed=1.0, info="")
 
-                result = run_scenario(sc, out, report=report, progress=progress, force=force)
+                result = run_scenario(sc, out, report=report, progress=progress, force=force, observer=observer)
+        if server is not None:
+            server.finish(result.out)
     except GridtwinError as exc:
+        if server is not None:
+            server.stop()
         _fail(exc)
         return
     if not quiet:
@@ -109,6 +136,13 @@ def simulate(
                           "(broken tasks, or still pending at the horizon)[/]")
         if result.tasks_broken:
             console.print(f"[yellow]{result.tasks_broken} tasks had no queue able to run their jobs (broken)[/]")
+    if server is not None:
+        if dashboard_keep:
+            from gridtwin.dashboard.cli import serve_until_interrupted
+
+            serve_until_interrupted(server, str(result.out))
+        else:
+            server.stop()
 
 
 @app.command()
@@ -274,6 +308,7 @@ def scenario_validate(path: Annotated[Path, typer.Argument(help="Scenario YAML."
 
 _register_ml(app)
 _register_calibrate(app)
+_register_dashboard(app)
 
 
 def main() -> None:

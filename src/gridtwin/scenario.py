@@ -434,12 +434,16 @@ def atomic_folder(out: Path) -> Iterator[Path]:
 def run_scenario(sc: Scenario, out: Path, *, policy: str | BrokeragePolicy | None = None,
                  progress: Callable[[str, float, float], None] | None = None, report: bool = True,
                  force: bool = False, workload: Workload | None = None,
-                 platform: Platform | None = None) -> RunResult:
-    """Build, run and record a scenario into ``out`` (written atomically: a folder appears only when complete)."""
+                 platform: Platform | None = None,
+                 observer: Callable[[Simulation], object] | None = None) -> RunResult:
+    """Build, run and record a scenario into ``out`` (written atomically: a folder appears only when complete).
+    ``observer(simulation)`` is called once it is built, before it runs (the live dashboard attaches there)."""
     t0 = time.perf_counter()
     out = check_output_folder(out, force)
     sim = Simulation(sc, policy, workload=workload, platform=platform)  # input errors surface here, before writing
     sc = sim.scenario  # a workload file sets the epoch and duration
+    if observer is not None:
+        observer(sim)
     if progress:
         progress("simulate", 0.0, sim.horizon_s)
     sim.run(None if progress is None else (lambda now, h: progress("simulate", now, h)))

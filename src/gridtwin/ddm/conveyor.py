@@ -141,6 +141,8 @@ class Conveyor:
         self._req_link: dict[int, LinkState] = {}  # active request -> its link
         self._backlogged: dict[LinkState, None] = {}
         self.dirty: dict[LinkState, None] = {}  # links whose counters changed since the last metrics sample
+        self.watch: dict[LinkState, None] | None = None
+        """Links touched since an observer (the live dashboard) last emptied it; None: nobody watches."""
         self._tick_handle: int | None = None
         self._pending: list[int] = []
         self._submit_handle: int | None = None
@@ -298,6 +300,8 @@ class Conveyor:
         lk = self.link(cat.rse_site[req.src[rid]], cat.rse_site[req.dst[rid]])
         lk.queue.append(rid)
         self.dirty[lk] = None
+        if self.watch is not None:
+            self.watch[lk] = None
         started = self._pump(lk, False)
         if started != 1 and self.queued_hook is not None:
             self.queued_hook(lk.src, lk.dst, 1 - started)
@@ -379,6 +383,8 @@ class Conveyor:
         lk = self._req_link.pop(rid)
         lk.active -= 1
         self.dirty[lk] = None
+        if self.watch is not None:
+            self.watch[lk] = None
         req.transferred[rid] = now
         size = self.catalog.f_size[req.fid[rid]]
         ok = req.reason[rid] == 0
