@@ -8,8 +8,9 @@ same session:
 - slowdown: the simulation's wall time with the dashboard and its clients over the time without (the
   simulation part, ``simulation_wall_time_s``), minus one; target <= 10%;
 - delivery: every client must receive every frame, in order, and the end message;
-- latency: from a frame's publication (simulation thread) to its arrival at a client, percentiles over all
-  clients and frames.
+- latency: from a frame's making (simulation thread) to its arrival at a client, percentiles over all
+  clients and frames, and over the frames of the workload's day only (after it, the run drains: few
+  events per simulated hour, so frames come in bursts of hundreds per second).
 
 Runs alternate (plain, dashboard) ``--repeat`` times. A measurement, not a test.
 
@@ -119,10 +120,12 @@ def main() -> int:
                 ok = seqs == [*range(n), "end"]
                 all_ok &= ok
                 dropped += not ok
-                latencies += [g[1] - g[2] for g in got if isinstance(g[0], int)]
+                latencies += [(g[0], g[1] - g[2]) for g in got if isinstance(g[0], int)]
             print(f"run {r}: plain {plain_s[-1]:.1f} s, with dashboard {dash_s[-1]:.1f} s, {n} frames",
                   file=sys.stderr)
-    lat = np.array(latencies) * 1000.0
+    day = 24 * 60 / args.every  # frames of the workload's day; later ones come fast, as the run drains
+    lat = np.array([x for _, x in latencies]) * 1000.0
+    lat_day = np.array([x for s, x in latencies if s < day]) * 1000.0
     slowdown = float(np.median(dash_s) / np.median(plain_s) - 1.0)
     figures = {
         "scale": args.scale, "clients": args.clients, "frame every (sim min)": args.every, "frames": frames,
@@ -131,6 +134,8 @@ def main() -> int:
         "slowdown": f"{slowdown:+.1%}", "frames built and published (s, sim thread)": round(publish_s, 3),
         "every client got every frame in order": all_ok, "clients dropped": dropped,
         "latency p50 / p95 / p99 / max (ms)": " / ".join(f"{np.percentile(lat, q):.1f}" for q in (50, 95, 99, 100)),
+        "the same, frames of the workload's day (ms)": " / ".join(f"{np.percentile(lat_day, q):.1f}"
+                                                                 for q in (50, 95, 99, 100)),
     }
     report(figures, [("slowdown <= 10%", slowdown <= 0.10), ("every frame to every client, in order", all_ok)],
            args.json)

@@ -74,6 +74,7 @@ def simulate(
     from gridtwin.errors import ConfigError
     from gridtwin.scenario import run_scenario
 
+    observer, server = None, None
     try:
         sc: Scenario = load_scenario(scenario) if scenario is not None else scenario_from_dict({}, "defaults")
         if any(v is not None for v in (seed, scale, policy, workload, predictor)):
@@ -91,7 +92,6 @@ def simulate(
             sc = scenario_from_dict(data, "command line")  # validate what the options changed
         if scale is not None and sc.workload.file is not None:
             raise ConfigError("--scale sizes the generated workload; it does not apply to a workload file")
-        observer, server = None, None
         if dashboard:
             from gridtwin.dashboard.process import DashboardProcess
 

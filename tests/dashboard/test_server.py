@@ -218,3 +218,70 @@ def test_a_client_that_stops_reading_is_dropped_and_the_run_goes_on(scenario_fil
             assert result.n_jobs > 0
     finally:
         server.stop()
+
+
+def test_simulate_dashboard_serves_from_its_own_process(scenario_file, tmp_path):
+    """The live server of ``simulate --dashboard`` runs in another process; a client connected before the
+    run gets every frame in order and the end; a drill-down during the run gets job counts."""
+    from gridtwin.config import load_scenario
+    from gridtwin.dashboard.process import DashboardProcess
+    from gridtwin.scenario import run_scenario
+
+    dp = DashboardProcess(1800.0, "127.0.0.1", 0)
+    url = dp.start()
+    assert url == f"http://127.0.0.1:{dp.port}/"
+    got: list = []
+    ready = threading.Event()
+
+    def client() -> None:
+        with connect(f"ws://127.0.0.1:{dp.port}/ws", open_timeout=10) as ws:
+            ready.set()
+            while True:
+                m = json.loads(ws.recv(timeout=60))
+                got.append(m.get("seq", m["type"]))
+                if m["type"] == "end":
+                    return
+
+    t = threading.Thread(target=client)
+    t.start()
+    try:
+        assert ready.wait(10)
+        result = run_scenario(load_scenario(scenario_file), tmp_path / "run", report=False,
+                              observer=dp.sampler.attach)
+        dp.finish(result.out)
+        t.join(60)
+        assert got == [*range(dp.sampler.frames), "end"] and dp.sampler.frames > 20
+        meta = json.loads(_get(url + "api/meta")[1])
+        assert meta["ended"] is True and meta["kpis"]["jobs"] == result.n_jobs
+    finally:
+        dp.stop()
+
+
+def test_dashboard_commands_fail_clearly(tmp_path, live_run):
+    from typer.testing import CliRunner
+
+    from gridtwin.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["dashboard", str(tmp_path)])
+    assert r.exit_code == 2 and "no run.json here" in r.output
+    _, run = live_run
+    r = runner.invoke(app, ["dashboard", str(run), "--host", "0.0.0.0"])
+    assert r.exit_code == 2 and "needs --allow-remote" in r.output
+    r = runner.invoke(app, ["simulate", "--scale", "0.001", "--dashboard", "--dashboard-host", "0.0.0.0", "-q",
+                            "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "needs --allow-remote" in r.output
+    r = runner.invoke(app, ["simulate", "--scale", "0.001", "--dashboard", "--dashboard-every", "0", "-q",
+                            "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "--dashboard-every 0" in r.output
+
+
+def test_simulate_with_dashboard_runs_to_the_end(scenario_file, tmp_path):
+    from typer.testing import CliRunner
+
+    from gridtwin.cli import app
+
+    r = CliRunner().invoke(app, ["simulate", str(scenario_file), "--dashboard", "--dashboard-port", "0",
+                                 "--no-dashboard-keep", "-q", "--no-report", "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    assert "dashboard (live): http://127.0.0.1:" in r.output and (tmp_path / "run" / "jobs.parquet").is_file()
