@@ -42,3 +42,17 @@ def live_run(tmp_path_factory, scenario_file):
 
     analyze_folder(result.out)
     return feed, result.out
+
+
+@pytest.fixture(scope="session")
+def served(live_run):
+    """The live run's folder served on loopback (any free port): (server, RunFrames, run folder)."""
+    from gridtwin.dashboard.frames import RunFrames
+    from gridtwin.dashboard.server import DashboardServer
+
+    _, run = live_run
+    rf = RunFrames(run)
+    server = DashboardServer(rf, "127.0.0.1", 0)
+    server.start()
+    yield server, rf, run
+    server.stop()

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from gridtwin.dashboard.frames import RunFrames
-from gridtwin.dashboard.server import DashboardServer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[test]')")
@@ -23,11 +22,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 
 
 @pytest.fixture(scope="module")
-def browser_page(live_run):
-    _, run = live_run
-    rf = RunFrames(run)
-    server = DashboardServer(rf, "127.0.0.1", 0)
-    server.start()
+def browser_page(served):
+    server, rf, _ = served
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
@@ -38,7 +34,6 @@ def browser_page(live_run):
         page.wait_for_selector("#conn:has-text('connected')", timeout=15_000)
         yield page, rf, errors
         browser.close()
-    server.stop()
 
 
 def _tile(page, site: str) -> dict[str, int]:

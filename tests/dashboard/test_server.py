@@ -18,16 +18,6 @@ from gridtwin.dashboard.server import DashboardServer, run_file_path
 from gridtwin.errors import ConfigError
 
 
-@pytest.fixture(scope="module")
-def served(live_run):
-    _, run = live_run
-    rf = RunFrames(run)
-    server = DashboardServer(rf, "127.0.0.1", 0)
-    server.start()
-    yield server, rf, run
-    server.stop()
-
-
 def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
     req = urllib.request.Request(url, headers=headers or {})
     try:
@@ -152,6 +142,17 @@ def test_a_remote_bind_needs_allow_remote_and_then_a_token(live_run):
         server.stop()
 
 
+def _collect(port: int, got: list, opened) -> None:
+    """A live client: once connected it calls ``opened()``, then notes each frame number until the end."""
+    with connect(f"ws://127.0.0.1:{port}/ws", open_timeout=10) as ws:
+        opened()
+        while True:
+            m = json.loads(ws.recv(timeout=60))
+            got.append(m.get("seq", m["type"]))
+            if m["type"] == "end":
+                return
+
+
 def _live_server(interval_s: float, **kw):
     from gridtwin.dashboard.live import joined
 
@@ -167,21 +168,11 @@ def test_live_clients_get_every_frame_in_order(scenario_file, tmp_path):
     from gridtwin.scenario import run_scenario
 
     sampler, feed, server = _live_server(1800.0)
-    received: dict[int, list] = {}
+    received: dict[int, list] = {k: [] for k in range(20)}
     ready = threading.Barrier(21)
 
-    def client(k: int) -> None:
-        got = received.setdefault(k, [])
-        with connect(f"ws://127.0.0.1:{server.port}/ws", open_timeout=10) as ws:
-            ready.wait()
-            while True:
-                m = json.loads(ws.recv(timeout=60))
-                got.append(m.get("seq", m["type"]))
-                if m["type"] == "end":
-                    return
-
     try:
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(20)]
+        threads = [threading.Thread(target=_collect, args=(server.port, received[k], ready.wait)) for k in range(20)]
         for t in threads:
             t.start()
         ready.wait()
@@ -232,17 +223,7 @@ def test_simulate_dashboard_serves_from_its_own_process(scenario_file, tmp_path)
     assert url == f"http://127.0.0.1:{dp.port}/"
     got: list = []
     ready = threading.Event()
-
-    def client() -> None:
-        with connect(f"ws://127.0.0.1:{dp.port}/ws", open_timeout=10) as ws:
-            ready.set()
-            while True:
-                m = json.loads(ws.recv(timeout=60))
-                got.append(m.get("seq", m["type"]))
-                if m["type"] == "end":
-                    return
-
-    t = threading.Thread(target=client)
+    t = threading.Thread(target=_collect, args=(dp.port, got, ready.set))
     t.start()
     try:
         assert ready.wait(10)

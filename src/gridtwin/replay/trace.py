@@ -61,6 +61,17 @@ class Trace:
         return self.table.num_rows
 
 
+def table_in(path: Path, name: str, expected: str) -> Path:
+    """``path`` itself, or for a folder its ``NAME.parquet`` (an :class:`InputError` saying what was expected
+    when the folder has none)."""
+    if path.is_dir():
+        inner = path / f"{name}.parquet"
+        if not inner.is_file():
+            raise InputError(f"{path}: a folder was given, but it holds no {name}.parquet (expected {expected})")
+        return inner
+    return path
+
+
 def load_trace(path: Path) -> Trace:
     """Read recorded jobs: an import folder (its ``jobs.parquet``), a jobs Parquet, or a raw PanDA CSV/Parquet.
 
@@ -68,13 +79,7 @@ def load_trace(path: Path) -> Trace:
     the same reasons; a file that cannot be read at all is an :class:`InputError`."""
     from gridtwin.analytics.import_panda import import_panda_jobs
 
-    path = Path(path)
-    if path.is_dir():
-        inner = path / "jobs.parquet"
-        if not inner.is_file():
-            raise InputError(f"{path}: a folder was given, but it holds no jobs.parquet (expected an import "
-                             "folder from `gridtwin import`, or a jobs file)")
-        path = inner
+    path = table_in(Path(path), "jobs", "an import folder from `gridtwin import`, or a jobs file")
     res = import_panda_jobs(path)
     reasons: dict[str, int] = {}
     if res.rejected.num_rows:

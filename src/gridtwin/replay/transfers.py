@@ -70,13 +70,9 @@ class TransferTrace:
 
 
 def _read_table(path: Path) -> tuple[pa.Table, str, list[str]]:
-    path = Path(path)
-    if path.is_dir():
-        inner = path / "transfers.parquet"
-        if not inner.is_file():
-            raise InputError(f"{path}: a folder was given, but it holds no transfers.parquet (expected a run "
-                             "folder or an import folder from `gridtwin import`)")
-        path = inner
+    from gridtwin.replay.trace import table_in
+
+    path = table_in(Path(path), "transfers", "a run folder or an import folder from `gridtwin import`")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.name.lower().endswith(".parquet"):
