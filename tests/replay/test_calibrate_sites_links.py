@@ -196,3 +196,59 @@ def test_task_work_mode_gives_a_task_the_geometric_mean_of_its_jobs_work(trace_c
     assert task.work_hs06s[j] == pytest.approx(np.sqrt(9000.0 * 160000.0))
     with pytest.raises(ConfigError, match="--work fast: recorded or task was expected"):
         trace_workload(trace, plat, "fast")
+
+
+def test_fixed_effects_are_exact_on_weakly_linked_queues():
+    """Two groups of five queues joined by one small task (slow to converge by alternating means): the fit
+    equals a direct least-squares solution of the full design."""
+    from gridtwin.replay.sitespeed import fit_two_way
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for t in range(60):
+        group = 0 if t < 30 else 1
+        for _ in range(8):
+            rows.append((t, group * 5 + int(rng.integers(0, 5))))
+    rows += [(60, 0), (60, 9), (60, 9), (60, 0)]  # the one task seen by both groups
+    task = np.array([r[0] for r in rows])
+    site = np.array([r[1] for r in rows])
+    y = rng.normal(0, 1, 61)[task] + np.linspace(-1, 1, 10)[site] + rng.normal(0, 0.2, len(rows))
+    comp = np.zeros(10, dtype=np.int64)
+    ref = np.zeros(10, dtype=bool)
+    ref[0] = True
+    a, b = fit_two_way(y, task, site, 61, 10, comp, np.zeros(10), ref)
+    design = np.zeros((len(rows), 61 + 9))  # queue 0 is the reference: its term is 0
+    design[np.arange(len(rows)), task] = 1.0
+    keep = site > 0
+    design[np.flatnonzero(keep), 61 + site[keep] - 1] = 1.0
+    coef = np.linalg.lstsq(design, y, rcond=None)[0]
+    assert b[0] == pytest.approx(0.0, abs=1e-9)
+    assert np.allclose(b[1:], coef[61:], atol=1e-8) and np.allclose(a, coef[:61], atol=1e-8)
+
+
+def test_unidentifiable_requests_are_refused_or_noted(truth_run, tmp_path):
+    from gridtwin.replay.calibrate import plan
+
+    run, nominal = truth_run
+    task = CalibrationTask(jobs=str(run / "jobs.parquet"), platform=str(nominal), holdout=0.3, reference=("QB",))
+    with pytest.raises(ConfigError, match=r"site\.corepower\[QB\]: QB cannot be calibrated"):
+        plan(task, ["site.corepower[QB]"])  # the reference keeps its figure
+    # a queue the platform lacks, derived from the trace, is replayed but not calibrated
+    two = yaml.safe_load(NOMINAL)
+    two["platform"]["sites"] = two["platform"]["sites"][:2]
+    (tmp_path / "two.yaml").write_text(yaml.safe_dump(two))
+    derived = CalibrationTask(jobs=str(run / "jobs.parquet"), platform=str(tmp_path / "two.yaml"), holdout=0.3,
+                              missing_sites="derive", reference=("QB",))
+    _, names, _ = plan(derived, ["site.corepower"])
+    assert names == ["site.corepower[QA]"]
+    # a link whose durations the latency phase dominates: its bandwidth cannot be told
+    n = 30
+    ms = 1_736_467_200_000 + np.arange(n, dtype=np.int64) * 10_000
+    ts = pa.timestamp("ms", tz="UTC")
+    pq.write_table(pa.table({
+        "event_type": ["transfer-done"] * n, "bytes": pa.array([1_000_000] * n, pa.int64()),
+        "src_rse": ["A_DATADISK"] * n, "dst_rse": ["B_DATADISK"] * n,
+        "started_at": pa.array(ms).cast(ts), "transferred_at": pa.array(ms + 400).cast(ts)}), tmp_path / "t.parquet")
+    links_only = CalibrationTask(jobs=None, platform=str(nominal), transfers=str(tmp_path / "t.parquet"))
+    with pytest.raises(ConfigError, match="durations do not follow the bandwidth"):
+        plan(links_only, None)

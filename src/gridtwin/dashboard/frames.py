@@ -68,7 +68,7 @@ def frame_dict(seq: int, t: float, epoch: datetime, sites: dict[str, list[int]],
 
 def _ms(col: pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_timestamp(col.type):
-        col = col.cast(pa.timestamp("ms")).cast(pa.int64())
+        col = col.cast(pa.timestamp("ms"), safe=False).cast(pa.int64())  # finer units are truncated
     return np.asarray(pc.fill_null(col.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False))
 
 

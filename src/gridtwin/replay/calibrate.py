@@ -145,18 +145,21 @@ def site_effects_of(task: CalibrationTask) -> Any:
         raise ConfigError(f"site.corepower, site.efficiency: {exc}") from None
 
 
-def candidates(task: CalibrationTask) -> tuple[list[str], list[str]]:
-    """Queues whose speed the training jobs identify, busiest first, and links busy enough to calibrate."""
+def candidates(task: CalibrationTask, sites_wanted: bool = True, links_wanted: bool = True
+               ) -> tuple[list[str], list[str]]:
+    """Queues of the platform whose speed the training jobs identify, busiest first (a queue derived from the
+    trace is not among them: ``calibrated.yaml`` could not name it), and links busy enough to calibrate."""
     sites: list[str] = []
-    if task.jobs is not None:
+    if task.jobs is not None and sites_wanted:
         fx = site_effects_of(task)
         trace = _context(dataclasses.replace(task, work="recorded"), "train")[0]
         counts: dict[str, int] = {}
         for s in trace.table.column("computingsite").to_pylist():
             counts[s] = counts.get(s, 0) + 1
-        sites = sorted(fx.identifiable, key=lambda s: (-counts.get(s, 0), s))
+        known = _base(task)[0].sites
+        sites = sorted((q for q in fx.identifiable if q in known), key=lambda s: (-counts.get(s, 0), s))
     links: list[str] = []
-    if task.transfers is not None:
+    if task.transfers is not None and links_wanted:
         from gridtwin.replay.transfers import busy_links
 
         links = busy_links(_transfers(task, "train"))
@@ -185,7 +188,7 @@ def _apply(plat: Any, data: dict[str, Any], theta: dict[str, float]) -> dict[str
         elif fam == "site.corepower":
             plat.sites[what].corepower *= float(value)
         elif fam == "site.efficiency":
-            plat.sites[what].efficiency = float(value)
+            plat.sites[what].efficiency *= float(value)
         else:
             scales[what] = float(value)
     return scales
@@ -301,23 +304,36 @@ def estimates(task: CalibrationTask, names: list[str]) -> dict[str, tuple[float,
     if any(cp.family(n) in ("site.corepower", "site.efficiency") for n in names):
         fx = site_effects_of(task)
         plat = _base(task)[0]
-        for q in fx.identifiable:
+        for q in sorted({cp.member(n) for n in names if cp.family(n) in ("site.corepower", "site.efficiency")}):
             g = fx.corepower[q] / plat.sites[q].corepower
             out[f"site.corepower[{q}]"] = cp.clip_bounds(f"site.corepower[{q}]", g / 3.0, g, g * 3.0)
-            e = fx.efficiency[q]
+            e = fx.efficiency[q] / plat.sites[q].efficiency
             out[f"site.efficiency[{q}]"] = cp.clip_bounds(f"site.efficiency[{q}]", e / 3.0, e, e * 3.0)
     links = [cp.member(n) for n in names if cp.family(n) == "link.bandwidth_scale"]
     if links:
-        for k, g in _link_guesses(task, links).items():
+        for k, g in _link_guesses(_transfer_task(task), tuple(links))[0].items():
             out[f"link.bandwidth_scale[{k}]"] = cp.clip_bounds(f"link.bandwidth_scale[{k}]", g / 5.0, g, g * 5.0)
     return out
 
 
-def _link_guesses(task: CalibrationTask, links: list[str], rounds: int = 16) -> dict[str, float]:
-    """Per link, the scale at which the median simulated/recorded duration ratio is 1. That ratio falls as
-    the scale grows (as 1/scale where the link limits the rate, more steeply when a slower link piles up
-    transfers, not at all where the TCP window limits it), so each link's root is bracketed in log scale and
-    then found by false position (Illinois). Links do not interact: one replay per round moves them all."""
+def _transfer_task(task: CalibrationTask) -> CalibrationTask:
+    """The part of a task the transfer replay depends on (so its cached results are shared)."""
+    return dataclasses.replace(task, jobs=None, work="recorded", reference=())
+
+
+@functools.lru_cache(maxsize=4)
+def _link_guesses(task: CalibrationTask, links: tuple[str, ...], rounds: int = 16
+                  ) -> tuple[dict[str, float], tuple[str, ...]]:
+    """Per link, the scale at which the median simulated/recorded duration ratio is 1, and the links whose
+    durations do not follow the scale at all.
+
+    That ratio falls as the scale grows: as 1/scale where the link limits the rate, more steeply when a
+    slower link piles up transfers, not at all where the latency phase or the TCP window limits it. Each
+    link's root is bracketed in log scale (steps as if the ratio went as 1/scale, at least a factor 2) and
+    then found by false position with the Illinois rule. A link whose log ratio moves by less than 5% of the
+    step in log scale (a link-bound transfer moves by all of it) is not calibrated: the records cannot tell
+    its bandwidth. Links do not interact, so one replay
+    per round moves them all."""
     from gridtwin.replay.transfers import replay_transfers
 
     tt = _transfers(task, "train")
@@ -327,8 +343,11 @@ def _link_guesses(task: CalibrationTask, links: list[str], rounds: int = 16) -> 
     fam = cp.FAMILIES["link.bandwidth_scale"]
     x_min, x_max = math.log(fam.low), math.log(fam.high)
     x = dict.fromkeys(links, 0.0)  # log scale
-    lo: dict[str, tuple[float, float]] = {}  # a point with f > 0 (simulated too slow: the scale must grow)
-    hi: dict[str, tuple[float, float]] = {}  # a point with f < 0
+    lo: dict[str, list[float]] = {}  # [x, f] with f > 0: simulated too slow, the scale must grow
+    hi: dict[str, list[float]] = {}  # [x, f] with f < 0
+    last_side: dict[str, str] = {}
+    previous: dict[str, tuple[float, float]] = {}
+    flat: set[str] = set()
     active = set(links)
     for _ in range(rounds):
         sim = replay_transfers(tt, plat, {k: math.exp(v) for k, v in x.items()}, data["ddm"]["flow_model"])
@@ -341,22 +360,31 @@ def _link_guesses(task: CalibrationTask, links: list[str], rounds: int = 16) -> 
             if abs(f) < 1e-3:
                 active.discard(k)
                 continue
-            side, other = (lo, hi) if f > 0 else (hi, lo)
-            if k in side and k in other:  # Illinois: halve the stale end's value
-                o = other[k]
-                other[k] = (o[0], o[1] / 2.0)
-            side[k] = (x[k], f)
+            if not (k in lo and k in hi) and k in previous:
+                x_prev, f_prev = previous[k]
+                if abs(f - f_prev) < 0.05 * abs(x[k] - x_prev):  # a bandwidth-bound link would move by |dx|
+                    flat.add(k)
+                    active.discard(k)
+                    continue
+            previous[k] = (x[k], f)
+            side = "lo" if f > 0 else "hi"
+            ends = lo if side == "lo" else hi
+            other = hi if side == "lo" else lo
+            if last_side.get(k) == side and k in other:  # Illinois: the other end was kept twice, halve its f
+                other[k][1] /= 2.0
+            ends[k] = [x[k], f]
+            last_side[k] = side
             if k in lo and k in hi:
                 (x0, f0), (x1, f1) = lo[k], hi[k]
                 x[k] = x0 - f0 * (x1 - x0) / (f1 - f0)
-            else:  # no bracket yet: step as if the ratio went as 1/scale, by at least a factor 2
+            else:
                 step = math.copysign(max(abs(f), math.log(2.0)), f)
                 x[k] = min(max(x[k] + step, x_min), x_max)
                 if x[k] in (x_min, x_max):
                     active.discard(k)
         if not active:
             break
-    return {k: math.exp(v) for k, v in x.items()}
+    return {k: (1.0 if k in flat else math.exp(v)) for k, v in x.items()}, tuple(sorted(flat))
 
 
 def _job_estimates(task: CalibrationTask) -> dict[str, tuple[float, float, float]]:
@@ -474,8 +502,15 @@ def plan(task: CalibrationTask, params: list[str] | None) -> tuple[CalibrationTa
         raise ConfigError(f"--param {', '.join(needs_jobs)}: needs recorded jobs (JOBS)")
     if "link.bandwidth_scale" in {cp.family(f) for f in fams} and task.transfers is None:
         raise ConfigError("--param link.bandwidth_scale: needs recorded transfers (--transfers)")
-    sites, links = candidates(task)
+    fam_of = {cp.family(f) for f in fams}
+    sites, links = candidates(task, bool(fam_of & {"site.corepower", "site.efficiency"}),
+                              "link.bandwidth_scale" in fam_of)
     names = cp.expand(fams, sites, links)
+    for n in names:  # a member named on the command line must be one the records can calibrate
+        what = cp.member(n)
+        if what is not None and what not in (links if cp.family(n) == "link.bandwidth_scale" else sites):
+            raise ConfigError(f"--param {n}: {what} cannot be calibrated from these records (calibrable: "
+                              f"{', '.join((links if n.startswith('link.') else sites)[:10]) or 'none'})")
     notes: list[str] = []
     if any(f.startswith("site.") for f in fams):
         fx = site_effects_of(task)
@@ -493,6 +528,13 @@ def plan(task: CalibrationTask, params: list[str] | None) -> tuple[CalibrationTa
         elif len(links) > cp.MAX_LINKS:
             notes.append(f"link.bandwidth_scale: the {cp.MAX_LINKS} busiest of {len(links)} links with at least "
                          f"{MIN_TRANSFERS} done transfers are calibrated")
+    link_names = tuple(cp.member(n) for n in names if cp.family(n) == "link.bandwidth_scale")
+    if link_names:
+        flat = _link_guesses(_transfer_task(task), link_names)[1]
+        if flat:
+            names = [n for n in names if cp.member(n) not in flat or cp.family(n) != "link.bandwidth_scale"]
+            notes.append(f"link.bandwidth_scale: {len(flat)} link(s) not calibrated, their durations do not follow "
+                         f"the bandwidth (latency or TCP window bound): {', '.join(flat[:10])}")
     if not names:
         raise ConfigError("nothing to calibrate: " + "; ".join(notes))
     fam_set = {cp.family(n) for n in names}

@@ -32,7 +32,8 @@ def calibrate_cmd(
         "records allow.")] = None,
     reference: Annotated[list[str] | None, typer.Option(
         "--reference", help="Queue whose corepower and efficiency are taken as right (repeatable); the "
-        "fitted queue speeds are relative to it. Default: the platform's figures are right on average.")
+        "fitted queue speeds are relative to it. Default: the busiest queue of each group of queues that "
+        "share tasks.")
     ] = None,
     holdout: Annotated[float, typer.Option(help="Later share of the trace kept for validation.")] = 0.3,
     seeds: Annotated[int, typer.Option(help="Seeds of the held-out validation (mean and spread).")] = 3,

@@ -14,7 +14,7 @@ Only finished jobs enter the fits: a killed attempt's CPU time is only part of i
 
 Only differences between queues linked by shared tasks are identified: in each group of queues
 linked by shared tasks (a connected component of the queue-task graph) the fit is scaled on its
-*reference* queues, which keep their platform corepower and an efficiency factor of 1: those the
+*reference* queues, which keep their platform corepower and efficiency: those the
 user trusts (e.g. a well-benchmarked Tier-1), else the group's busiest queue. A queue alone in its
 group, or with fewer than ``min_jobs`` finished jobs, is reported as not identifiable.
 
@@ -44,7 +44,8 @@ class SiteEffects:
     corepower: dict[str, float]
     """Effective corepower (HS06 per core) of each queue of the trace."""
     efficiency: dict[str, float]
-    """Queue factor on the payload efficiency (1 = the queue's tasks run as efficiently as elsewhere)."""
+    """The queue's efficiency factor (``Site.efficiency``) on the payload efficiency, relative to the references
+    at their platform values."""
     identifiable: list[str]
     """Queues whose effects the trace identifies (shared tasks with other queues, at least ``min_jobs``)."""
     reference: list[str]
@@ -79,26 +80,31 @@ def _components(task: np.ndarray, site: np.ndarray, n_sites: int) -> np.ndarray:
 
 
 def fit_two_way(y: np.ndarray, task: np.ndarray, site: np.ndarray, n_tasks: int, n_sites: int,
-                comp: np.ndarray, anchor: np.ndarray, reference: np.ndarray,
-                iterations: int = 500) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares ``y = a[task] + b[site]``. In each component, the job-weighted mean of ``b - anchor``
-    over its ``reference`` queues (over all its queues when it has none) is 0. Returns ``(a, b)``."""
-    b = anchor.copy()
-    a = np.zeros(n_tasks)
-    weight = np.bincount(site, minlength=n_sites).astype(np.float64)
-    has_ref = np.bincount(comp, weights=(reference & (weight > 0)).astype(np.float64), minlength=n_sites) > 0
-    norm_w = np.where(has_ref[comp], weight * reference, weight)
-    for _ in range(iterations):
-        a = _group_mean(y - b[site], task, n_tasks)
-        b_new = _group_mean(y - a[task], site, n_sites)
-        b_new = np.where(weight > 0, b_new, anchor)
-        shift = (np.bincount(comp, weights=norm_w * (b_new - anchor), minlength=n_sites)
-                 / np.maximum(np.bincount(comp, weights=norm_w, minlength=n_sites), 1e-300))
-        b_new = b_new - shift[comp]
-        done = np.max(np.abs(b_new - b)) < 1e-10
-        b = b_new
-        if done:
-            break
+                comp: np.ndarray, anchor: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares ``y = a[task] + b[site]``, solved exactly. In each component, the job-weighted mean of
+    ``b - anchor`` over its ``reference`` queues (over all its queues when it has none) is 0; a queue
+    without jobs keeps its anchor. Returns ``(a, b)``.
+
+    With the task terms eliminated (``a[t]`` is the mean of ``y - b`` over the task's jobs), the queue terms
+    solve ``L b = r`` with ``L = diag(n_s) - N diag(1/n_t) N^T`` (``N``: jobs per queue and task) and
+    ``r_s = sum_{j at s} (y_j - mean_{task(j)} y)``; ``L`` is singular along each component's common shift,
+    which the minimum-norm solution leaves at 0 and the normalisation then sets."""
+    import scipy.sparse as sp
+
+    n_job_site = np.bincount(site, minlength=n_sites).astype(np.float64)
+    n_job_task = np.bincount(task, minlength=n_tasks).astype(np.float64)
+    counts = sp.coo_matrix((np.ones(len(y)), (site, task)), shape=(n_sites, n_tasks)).tocsr()
+    scaled = counts.multiply(1.0 / np.maximum(n_job_task, 1.0)).tocsr()
+    lap = np.diag(n_job_site) - (scaled @ counts.T).toarray()
+    task_mean = _group_mean(y, task, n_tasks)
+    r = np.bincount(site, weights=y - task_mean[task], minlength=n_sites)
+    b = np.linalg.lstsq(lap, r, rcond=None)[0]
+    b = np.where(n_job_site > 0, b, anchor)
+    has_ref = np.bincount(comp, weights=(reference & (n_job_site > 0)).astype(np.float64), minlength=n_sites) > 0
+    norm_w = np.where(has_ref[comp], n_job_site * reference, n_job_site)
+    shift = (np.bincount(comp, weights=norm_w * (b - anchor), minlength=n_sites)
+             / np.maximum(np.bincount(comp, weights=norm_w, minlength=n_sites), 1e-300))
+    b = np.where(n_job_site > 0, b - shift[comp], anchor)
     return _group_mean(y - b[site], task, n_tasks), b
 
 
@@ -106,10 +112,8 @@ def site_effects(table: pa.Table, platform: Platform, cpu: np.ndarray, eff: np.n
                  min_jobs: int = MIN_JOBS, reference: tuple[str, ...] = ()) -> SiteEffects:
     """Fit the effects of the jobs of ``table`` (the trace's rows: ``jeditaskid``, ``jobname``,
     ``computingsite``, ``nevents``, ``jobstatus``) given their CPU seconds ``cpu`` and payload efficiencies
-    ``eff``. ``reference`` queues keep their platform corepower and a factor 1 (their component is scaled
+    ``eff``. ``reference`` queues keep their platform corepower and efficiency (their component is scaled
     on them)."""
-    from gridtwin.ml.features import task_groups
-
     sites = [s or "" for s in table.column("computingsite").to_pylist()]
     names = sorted(set(sites))
     index = {s: i for i, s in enumerate(names)}
@@ -118,11 +122,12 @@ def site_effects(table: pa.Table, platform: Platform, cpu: np.ndarray, eff: np.n
         raise ConfigError(f"--reference {', '.join(unknown)}: no job of the trace ran at this queue")
     is_ref = np.array([s in reference for s in names], dtype=bool)
     site = np.array([index[s] for s in sites], dtype=np.int64)
-    _, task = np.unique(task_groups(table), return_inverse=True)
-    n_tasks, n_sites = int(task.max()) + 1, len(names)
+    task, n_tasks = _tasks(table)
+    n_sites = len(names)
     nominal = np.array([platform.sites[s].corepower for s in names], dtype=np.float64)
-    units = _units(table, task, n_tasks)
+    nominal_eff = np.array([platform.sites[s].efficiency for s in names], dtype=np.float64)
     finished = _finished(table)
+    units = _units(table, task, n_tasks, finished)
     ok = np.isfinite(cpu) & (cpu > 0) & finished  # a killed attempt's CPU time is only part of its work
     eff = np.where(finished, eff, np.nan)
     if not ok.any():
@@ -139,7 +144,7 @@ def site_effects(table: pa.Table, platform: Platform, cpu: np.ndarray, eff: np.n
     # -y = -log W + log cp: the site term is log corepower, the task term -log W
     e_ok = np.isfinite(eff) & (eff > 0)
     comp_e = _components(task[e_ok], site[e_ok], n_sites) if e_ok.any() else np.arange(n_sites)
-    _, be = fit_two_way(np.log(eff[e_ok]), task[e_ok], site[e_ok], n_tasks, n_sites, comp_e, np.zeros(n_sites),
+    _, be = fit_two_way(np.log(eff[e_ok]), task[e_ok], site[e_ok], n_tasks, n_sites, comp_e, np.log(nominal_eff),
                         is_ref)
     ident = [names[i] for i in range(n_sites)
              if comp_size[comp[i]] > 1 and jobs[i] >= min_jobs and not is_ref[i]]
@@ -152,7 +157,8 @@ def site_effects(table: pa.Table, platform: Platform, cpu: np.ndarray, eff: np.n
     if few:
         notes.append(f"{len(few)} queue(s) have fewer than {min_jobs} finished jobs: {', '.join(few[:10])}")
     corepower = {names[i]: float(np.exp(b[i])) if names[i] in ident else float(nominal[i]) for i in range(n_sites)}
-    efficiency = {names[i]: float(np.exp(be[i])) if names[i] in ident else 1.0 for i in range(n_sites)}
+    efficiency = {names[i]: float(np.exp(be[i])) if names[i] in ident else float(nominal_eff[i])
+                  for i in range(n_sites)}
     return SiteEffects(corepower=corepower, efficiency=efficiency, identifiable=ident,
                        reference=[names[i] for i in range(n_sites) if is_ref[i] and comp_size[comp[i]] > 1],
                        notes=notes)
@@ -163,15 +169,12 @@ def task_work(table: pa.Table, platform: Platform, cpu: np.ndarray, eff: np.ndar
     efficiency factors of ``platform``: the task's work per unit is the geometric mean over its finished
     jobs of ``cpu x corepower / units``, its efficiency that of ``eff / efficiency factor``. A job of a task
     without such jobs keeps its own (``cpu x corepower``, ``eff``); NaN where unknown."""
-    from gridtwin.ml.features import task_groups
-
     sites = [s or "" for s in table.column("computingsite").to_pylist()]
     cp = np.array([platform.sites[s].corepower for s in sites], dtype=np.float64)
     fe = np.array([platform.sites[s].efficiency for s in sites], dtype=np.float64)
-    _, task = np.unique(task_groups(table), return_inverse=True)
-    n_tasks = int(task.max()) + 1
-    units = _units(table, task, n_tasks)
+    task, n_tasks = _tasks(table)
     finished = _finished(table)
+    units = _units(table, task, n_tasks, finished)
     own = cpu * cp
     ok = np.isfinite(own) & (own > 0) & finished
     n_ok = np.bincount(task[ok], minlength=n_tasks)
@@ -184,11 +187,43 @@ def task_work(table: pa.Table, platform: Platform, cpu: np.ndarray, eff: np.ndar
     return work, job_eff
 
 
-def _units(table: pa.Table, task: np.ndarray, n_tasks: int) -> np.ndarray:
-    """A job's ``nevents`` when every job of its task has events, else 1."""
+def _tasks(table: pa.Table) -> tuple[np.ndarray, int]:
+    """A payload group per job: its task (``ml.features.task_groups``) and, when recorded, its
+    ``transformation`` (a task's merge jobs share its ``jeditaskid`` but not its work per event)."""
+    from gridtwin.ml.features import task_groups
+
+    keys = task_groups(table).astype(str).astype(object)
+    if "transformation" in table.column_names:
+        trf = np.array([x or "" for x in table.column("transformation").to_pylist()], dtype=object)
+        keys = keys + "|" + trf
+    _, task = np.unique(keys.astype(str), return_inverse=True)
+    return task, int(task.max()) + 1
+
+
+def _units(table: pa.Table, task: np.ndarray, n_tasks: int, finished: np.ndarray) -> np.ndarray:
+    """A job's ``nevents`` when every finished job of its group has events, else 1; a job without events in
+    such a group (a failed one, typically) gets the group's median."""
+    if "nevents" not in table.column_names:
+        return np.ones(table.num_rows)
     nev = np.asarray(table.column("nevents").cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False))
-    all_events = _group_mean((nev > 0).astype(np.float64), task, n_tasks) == 1.0
-    return np.where(all_events[task], np.maximum(nev, 1.0), 1.0)
+    fin = finished & np.isfinite(nev)
+    n_fin = np.bincount(task[fin], minlength=n_tasks)
+    with_events = np.bincount(task[fin & (nev > 0)], minlength=n_tasks)
+    per_event = (n_fin > 0) & (with_events == n_fin)
+    median = np.ones(n_tasks)
+    has = np.flatnonzero(per_event)
+    if len(has):
+        order = np.lexsort((nev, task))
+        for t, vals in zip(*_split_sorted(task[order], nev[order]), strict=True):
+            if per_event[t]:
+                median[t] = float(np.median(vals[vals > 0])) if (vals > 0).any() else 1.0
+    return np.where(per_event[task], np.where(nev > 0, nev, median[task]), 1.0)
+
+
+def _split_sorted(keys: np.ndarray, values: np.ndarray) -> tuple[list[int], list[np.ndarray]]:
+    """Groups of ``values`` by ``keys`` (sorted by key)."""
+    cut = np.flatnonzero(np.diff(keys)) + 1
+    return [int(k[0]) for k in np.split(keys, cut)], np.split(values, cut)
 
 
 def _finished(table: pa.Table) -> np.ndarray:

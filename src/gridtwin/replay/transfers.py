@@ -108,7 +108,7 @@ def load_transfers(path: Path, platform: Platform) -> TransferTrace:
     for c in ("started_at", "transferred_at"):
         col = table.column(c)
         if pa.types.is_timestamp(col.type):
-            col = col.cast(pa.timestamp("ms")).cast(pa.int64())
+            col = col.cast(pa.timestamp("ms"), safe=False).cast(pa.int64())  # finer units are truncated
         times[c] = np.asarray(pc.fill_null(col.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False))
     nbytes = np.asarray(pc.fill_null(table.column("bytes").cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False))
     no_time = keep & ~(np.isfinite(times["started_at"]) & np.isfinite(times["transferred_at"]))
