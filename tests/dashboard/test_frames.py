@@ -54,6 +54,9 @@ def test_frames_match_the_parquet_files(live_run):
     i = int(np.searchsorted(rf.times_ms, busiest[0]))
     assert rf.frame(i)["totals"]["transfer_mbps"] == pytest.approx(busiest[1], rel=1e-9, abs=1e-3)
     assert busiest[1] > 0
+    for i in range(rf.n_frames()):  # one entry per link and frame
+        pairs = [(a, b) for a, b, *_ in rf.frame(i)["links"]]
+        assert len(pairs) == len(set(pairs)), i
 
 
 def test_live_frames_equal_the_frames_of_the_written_run(live_run):
@@ -114,9 +117,9 @@ def test_site_drill_down_and_kpis_and_anomalies(live_run):
     for name, n in counts.items():
         assert n == duckdb.sql(f"select count(*) from '{run}/analysis/anomalies/{name}.parquet'").fetchall()[0][0]
     # the live drill-down (counted at the frame after a request): per-queue states add up to that frame's totals
-    stats = feed._site_stats
-    last = json.loads(feed.texts[feed._stats_frame])["totals"]
-    assert feed.times[feed._stats_frame] == 3 * 3600.0 and last["finished"] > 0
+    as_of, stats = feed._stats
+    last = json.loads(feed.texts[as_of])["totals"]
+    assert feed.times[as_of] == 3 * 3600.0 and last["finished"] > 0
     assert sum(s["states"].get("finished", 0) for s in stats.values()) == last["finished"]
     assert sum(s["states"].get("failed", 0) for s in stats.values()) == last["failed"]
 

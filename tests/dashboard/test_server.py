@@ -54,8 +54,9 @@ def test_api_serves_the_run(served):
     status, body, _ = _get(base + "api/site/NOPE")
     assert status == 404 and "no queue named 'NOPE'" in json.loads(body)["detail"]
     assert _get(base + "api/frame/99999")[0] == 404
-    status, body, _ = _get(base + "run/run.json")
+    status, body, headers = _get(base + "run/run.json")
     assert status == 200 and json.loads(body)["seed"] == 11
+    assert headers["content-security-policy"].startswith("sandbox;")  # a run's files run no script
     assert _get(base + "static/app.js")[0] == 200
 
 
@@ -78,8 +79,9 @@ def test_foreign_host_and_origin_are_refused_on_loopback(served):
     server, _, _ = served
     assert _raw(server.port, "/api/meta", host="evil.example:80") == 400
     assert _raw(server.port, "/api/meta", host=f"localhost:{server.port}") == 200
-    with pytest.raises(InvalidStatus):
-        connect(f"ws://127.0.0.1:{server.port}/ws", origin="http://evil.example", open_timeout=5)
+    for origin in ("http://evil.example", "http://localhost:9999", f"http://localhost:{server.port}"):
+        with pytest.raises(InvalidStatus):  # another site, or another local app: not this page
+            connect(f"ws://127.0.0.1:{server.port}/ws", origin=origin, open_timeout=5)
     with connect(f"ws://127.0.0.1:{server.port}/ws", origin=f"http://127.0.0.1:{server.port}") as ws:
         assert json.loads(ws.recv(timeout=5))["type"] == "frame"
 
@@ -129,6 +131,8 @@ def test_a_remote_bind_needs_allow_remote_and_then_a_token(live_run):
         assert _get(base + "api/meta")[0] == 401
         assert _get(base + "api/meta?token=wrong")[0] == 401
         assert _get(base + "run/run.json")[0] == 401
+        for path in ("api/nothing", "docs", "openapi.json", "static/../api/meta", "STATIC/app.js"):
+            assert _get(base + path)[0] == 401, path  # only the page and its files are public
         meta = json.loads(_get(base + f"api/meta?token={server.token}")[1])
         assert meta["token_required"] is True
         assert _get(base + "api/meta", {"Authorization": f"Bearer {server.token}"})[0] == 200
@@ -187,10 +191,14 @@ def test_live_clients_get_every_frame_in_order(scenario_file, tmp_path):
             assert got == [*range(n), "end"], k
         meta = json.loads(_get(f"http://127.0.0.1:{server.port}/api/meta")[1])
         assert meta["ended"] is True and meta["kpis"]["jobs"] == result.n_jobs
-        # after the end, the drill-down reads the written run
+        # after the end, the drill-down's job states and errors come from the written run, its series from the
+        # live frames (whose queue order the page knows)
         site = meta["sites"][0]["site"]
-        assert json.loads(_get(f"http://127.0.0.1:{server.port}/api/site/{site}")[1]) == json.loads(
-            json.dumps(RunFrames(result.out).site(site)))
+        got = json.loads(_get(f"http://127.0.0.1:{server.port}/api/site/{site}")[1])
+        written = json.loads(json.dumps(RunFrames(result.out).site(site)))
+        assert got["states"] == written["states"] and got["errors"] == written["errors"]
+        assert len(got["series"]["t"]) == n and meta["n_frames"] == n
+        assert meta["link_sites"] == feed.meta_base["link_sites"]
     finally:
         server.stop()
 
@@ -266,3 +274,34 @@ def test_simulate_with_dashboard_runs_to_the_end(scenario_file, tmp_path):
                                  "--no-dashboard-keep", "-q", "--no-report", "--out", str(tmp_path / "run")])
     assert r.exit_code == 0, r.output
     assert "dashboard (live): http://127.0.0.1:" in r.output and (tmp_path / "run" / "jobs.parquet").is_file()
+
+
+def test_a_dead_server_process_neither_stalls_the_run_nor_its_end():
+    import os
+    import signal
+    import time
+
+    from gridtwin.dashboard.process import DashboardProcess
+
+    dp = DashboardProcess(600.0, "127.0.0.1", 0)
+    dp.start()
+    os.kill(dp._proc.pid, signal.SIGKILL)
+    dp._proc.join(10)
+    t0 = time.monotonic()
+    for i in range(50):  # more than a pipe holds: nobody reads it
+        dp._put("frame", "x" * 50_000, float(i))
+    done = threading.Event()
+    threading.Thread(target=lambda: (dp.stop(), done.set()), daemon=True).start()
+    assert done.wait(20) and time.monotonic() - t0 < 20
+
+
+def test_a_live_page_waits_for_the_simulation_to_be_built():
+    from gridtwin.dashboard.live import LiveFeed
+
+    server = DashboardServer(LiveFeed(), "127.0.0.1", 0)
+    server.start()
+    try:
+        status, body, headers = _get(f"http://127.0.0.1:{server.port}/api/meta")
+        assert status == 503 and headers["retry-after"] == "1" and "being built" in json.loads(body)["detail"]
+    finally:
+        server.stop()

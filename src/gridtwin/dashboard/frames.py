@@ -3,7 +3,8 @@
 A *frame* is what the browser draws at one sample time ``t`` (seconds from the run's epoch): per queue
 (aligned with ``meta.sites``) running jobs, queued jobs (activated + assigned), used and total cores and
 storage, from ``site_metrics.parquet``; per busy link its active and queued transfers and throughput, from
-``link_metrics.parquet`` (a link sample goes to the first frame at or after it); and totals: running and
+``link_metrics.parquet`` (a link sample goes to the first frame at or after it; the run's closing sample,
+after its last frame, is left out); and totals: running and
 queued (sums over queues), jobs in the PanDA state ``transferring``, finished and failed so far (the
 state each job is in at ``t``, from ``job_status_log.parquet``), finished jobs per hour over the last
 interval, and the summed throughput and active transfers of the links. :mod:`gridtwin.dashboard.live`
@@ -163,6 +164,7 @@ class RunFrames:
 
     def _links(self, n: int) -> None:
         self.link_sites: list[str] = []
+        self.links_after_last_frame = 0
         self.frame_links: list[list[list[float]]] = [[] for _ in range(n)]
         self.link_totals = np.zeros((n, 2))  # throughput MB/s, active transfers
         path = self.run_dir / "link_metrics.parquet"
@@ -173,10 +175,13 @@ class RunFrames:
             return
         self.link_sites = sorted(set(lm.column("src").to_pylist()) | set(lm.column("dst").to_pylist()))
         idx = {s: i for i, s in enumerate(self.link_sites)}
-        fi = np.minimum(np.searchsorted(self.times_ms, _ms(lm.column("time")), side="left"), n - 1)
+        fi = np.searchsorted(self.times_ms, _ms(lm.column("time")), side="left")
+        self.links_after_last_frame = int((fi >= n).sum())  # the run's closing link sample, after its last tick
         for f, src, dst, act, que, mbps in zip(fi.tolist(), lm.column("src").to_pylist(), lm.column("dst").to_pylist(),
                                                lm.column("active").to_pylist(), lm.column("queued").to_pylist(),
                                                lm.column("throughput_mbps").to_pylist(), strict=True):
+            if f >= n:
+                continue
             self.frame_links[f].append([idx[src], idx[dst], int(act), int(que), round(float(mbps), 3)])
             self.link_totals[f, 0] += mbps
             self.link_totals[f, 1] += act

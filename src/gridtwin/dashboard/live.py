@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from gridtwin.dashboard.frames import SITE_COLS, RunFrames, error_rows, frame_dict
+from gridtwin.dashboard.frames import SITE_COLS, RunFrames, error_rows, frame_dict, site_jobs
 from gridtwin.wms.states import FAILED, FINISHED, TRANSFERRING, JobStatus
 
 CLIENT_QUEUE = 65_536
@@ -75,7 +75,7 @@ class LiveSampler:
         states = {st.site.name: st for st in sim.server.states}
         self._states = [states[s["site"]] for s in self.sites]
         self._site_of_row = np.array([index[st.site.name] for st in sim.server.states], dtype=np.int64)
-        self._link_bytes: dict[Any, int] = {}
+        self._link_bytes: dict[Any, tuple[int, int, int]] = {}  # bytes, files done, files failed at the last frame
         self._carry: set[Any] = set()
         self._last_t: float | None = None
         self._last_link_t: float | None = None
@@ -135,12 +135,13 @@ class LiveSampler:
         conveyor.watch.clear()
         carry, out, total, active = set(), [], 0.0, 0
         for lk in sorted(look, key=lambda x: x.index):
-            db = lk.bytes_done - self._link_bytes.get(lk, 0)
+            b0, f0, x0 = self._link_bytes.get(lk, (0, 0, 0))
+            db = lk.bytes_done - b0
             if lk.active or lk.queue:
                 carry.add(lk)
-            elif not db:
+            elif lk.files_done == f0 and lk.files_failed == x0:  # the link-metrics recorder's rule
                 continue
-            self._link_bytes[lk] = lk.bytes_done
+            self._link_bytes[lk] = (lk.bytes_done, lk.files_done, lk.files_failed)
             rate = db / dt / 1e6 if dt > 0 else 0.0
             out.append([self._link_index.get(lk.src, -1), self._link_index.get(lk.dst, -1), int(lk.active),
                         len(lk.queue), round(rate, 3)])
@@ -197,9 +198,8 @@ class LiveFeed:
         """Wall-clock time (``time.time()``) each frame was made (for latency measurements)."""
         self._site_rows: list[np.ndarray] = []
         self._totals: list[dict[str, float]] = []
-        self._site_stats: dict[str, Any] = {}
-        self._stats_frame = -1
-        """The frame the per-queue job statistics were counted at (-1: never)."""
+        self._stats: tuple[int, dict[str, Any]] = (-1, {})
+        """The frame the per-queue job statistics were counted at (-1: never), and the statistics."""
         self.ended = False
         self.run_frames: RunFrames | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -224,7 +224,7 @@ class LiveFeed:
                 self._totals.append(f["totals"])
             self._notify(len(self.texts) - 1)
         elif kind == "stats":
-            self._stats_frame, self._site_stats = payload
+            self._stats = (payload[0], payload[1])  # one assignment: readers never see half of it
         elif kind == "end":
             run_dir = payload[0]
             if run_dir is not None and (Path(run_dir) / "run.json").is_file():
@@ -260,10 +260,17 @@ class LiveFeed:
         self.clients.discard(q)
 
     # ------------------------------------------------------------------ what the server asks
-    def meta(self) -> dict[str, Any]:
+    def meta(self) -> dict[str, Any] | None:
+        """The run's description (None until the sampler's first message). The frames stay the live ones after
+        the end, so their queue and link indices keep their meaning; the written run adds its KPIs and
+        anomalies."""
+        if not self.sites:
+            return None
+        out = {**self.meta_base, "n_frames": len(self.texts), "ended": self.ended}
         if self.run_frames is not None:
-            return {**self.run_frames.meta(), "mode": "live", "ended": True}
-        return {**self.meta_base, "n_frames": len(self.texts), "ended": self.ended}
+            written = self.run_frames.meta()
+            out.update({"kpis": written["kpis"], "anomalies": written["anomalies"], "run": written["run"]})
+        return out
 
     def n_frames(self) -> int:
         return len(self.texts)
@@ -281,27 +288,33 @@ class LiveFeed:
         return out
 
     def site(self, name: str) -> dict[str, Any] | None:
-        if self.run_frames is not None:
-            return self.run_frames.site(name)
+        """A queue's drill-down: its series from the live frames; its job states and error codes counted at
+        a frame (``states_as_of_frame``), or from the written run once it is over."""
         i = self._index.get(name)
         if i is None:
             return None
         with self._lock:
             rows = list(self._site_rows)
             times = list(self.times)
-        stats = self._site_stats.get(name, {"states": {}, "errors": {}})
         series = {"t": times, **{c: [int(r[k, i]) for r in rows] for k, c in enumerate(SITE_COLS)}}
-        return {"site": name, "info": self.sites[i], "states": dict(stats["states"]),
-                "errors": error_rows(stats["errors"]), "series": series, "states_as_of_frame": self._stats_frame}
+        if self.run_frames is not None:
+            states, errors = site_jobs(self.run_frames.run_dir / "jobs.parquet", name)
+            as_of = len(rows) - 1
+        else:
+            as_of, all_stats = self._stats
+            stats = all_stats.get(name, {"states": {}, "errors": {}})
+            states, errors = dict(stats["states"]), error_rows(stats["errors"])
+        return {"site": name, "info": self.sites[i], "states": states, "errors": errors, "series": series,
+                "states_as_of_frame": as_of}
 
     async def site_fresh(self, name: str, wait_s: float = 3.0) -> dict[str, Any] | None:
         """:meth:`site` with job counts of a frame made after the call: asks the sampler to count them at its
         next frame and waits for them (at most ``wait_s``: the run may be between frames for longer)."""
         if self.run_frames is None and not self.ended and self._index.get(name) is not None:
-            asked_at = len(self.texts)
+            asked_at = len(self.texts)  # counted at this frame or a later one (an earlier request may be served)
             self.request_stats()
             t0 = time.monotonic()
-            while self._stats_frame < asked_at and not self.ended and time.monotonic() - t0 < wait_s:
+            while self._stats[0] < asked_at and not self.ended and time.monotonic() - t0 < wait_s:
                 await asyncio.sleep(0.02)
         return self.site(name)
 

@@ -10,6 +10,7 @@ flag the sampler reads at its next frame.
 from __future__ import annotations
 
 import multiprocessing as mp
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,12 @@ from gridtwin.errors import ConfigError
 def _serve(messages: Any, wanted: Any, host: str, port: int, allow_remote: bool, token: str | None,
            reply: Any) -> None:
     """The server process: serve a LiveFeed fed from ``messages`` until a ``("stop",)`` message."""
+    import signal
+
     from gridtwin.dashboard.live import LiveFeed
     from gridtwin.dashboard.server import DashboardServer
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the simulation's to handle; it then stops us
 
     def ask() -> None:
         wanted.value = 1
@@ -65,10 +70,16 @@ class DashboardProcess:
         self.sampler = LiveSampler(interval_s, sink=self._put, wanted=self._wanted)
         self._args = (host, port, allow_remote, token)
         self._proc: Any = None
+        self._dead = False
         self.url = ""
         self.port = port
 
     def _put(self, *msg: Any) -> None:
+        if self._proc is not None and not self._proc.is_alive():
+            if not self._dead:  # the server died (killed, out of memory): the run goes on without it
+                self._dead = True
+                sys.stderr.write("warning: the dashboard's server process has ended; the run goes on without it\n")
+            return
         self._messages.put(msg)
 
     def start(self, timeout_s: float = 60.0) -> str:
@@ -110,5 +121,7 @@ class DashboardProcess:
             self._proc.terminate()
             self._proc.join(5)
         self._messages.close()
+        if self._proc.exitcode != 0:  # nobody reads the pipe any more: do not wait to flush into it
+            self._messages.cancel_join_thread()
         self._messages.join_thread()
         self._proc = None

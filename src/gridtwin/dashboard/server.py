@@ -10,9 +10,9 @@ Routes (all relative, so the app also works behind a path prefix):
 
 Safe by default: the server binds 127.0.0.1 and then only answers requests whose ``Host`` is a loopback
 name (so a web page elsewhere cannot reach it through DNS rebinding) and websockets whose ``Origin``, if
-any, is the server itself. Any other bind needs ``allow_remote``, and then every API, run-file and
-websocket request must carry the token (``?token=``, or an ``Authorization: Bearer`` header). The page and
-its static files hold no data and are served without it.
+any, is the server itself (the same host and port). Any other bind needs ``allow_remote``, and then every
+request but the page and its static files (an allow-list) must carry the token (``?token=``, or an
+``Authorization: Bearer`` header). Files of the run folder are served sandboxed (no script).
 """
 
 from __future__ import annotations
@@ -35,11 +35,14 @@ STATIC = Path(__file__).resolve().parent / "static"
 STATIC_FILES = {"app.js": "text/javascript", "charts.js": "text/javascript", "style.css": "text/css",
                 "index.html": "text/html"}
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
-                               "style-src 'self'; frame-ancestors 'none'",
+    "Content-Security-Policy": "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; "
+                               "frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
+RUN_FILE_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
+"""Files of the run folder (report.html, ...) are shown sandboxed: their inline styles, no script."""
+PUBLIC_PATHS = {"/", *(f"/static/{name}" for name in STATIC_FILES)}
 SPEEDS = (1, 2, 5, 10, 25)
 SEND_TIMEOUT_S = 10.0
 """A live client whose socket takes no frame for this long is dropped."""
@@ -95,13 +98,14 @@ def create_app(source: Any, *, token: str | None = None, remote: bool = False) -
         if not host_ok(request.headers):
             response: Any = JSONResponse({"detail": "unknown Host: this dashboard answers on this machine only"},
                                          status_code=400)
-        elif request.url.path.startswith(("/api/", "/run/")):
-            response = (await call_next(request) if authorised(request.query_params, request.headers)
-                        else JSONResponse({"detail": "missing or wrong token"}, status_code=401))
-        else:
+        elif request.url.path in PUBLIC_PATHS or authorised(request.query_params, request.headers):
             response = await call_next(request)
+        else:  # an allow-list: only the page and its static files are served without the token
+            response = JSONResponse({"detail": "missing or wrong token"}, status_code=401)
         for k, v in SECURITY_HEADERS.items():
             response.headers[k] = v
+        if request.url.path.startswith("/run/"):  # a run's own files must not run script as the dashboard
+            response.headers["Content-Security-Policy"] = RUN_FILE_CSP
         return response
 
     @app.get("/")
@@ -116,7 +120,11 @@ def create_app(source: Any, *, token: str | None = None, remote: bool = False) -
 
     @app.get("/api/meta")
     async def meta() -> Any:
-        return {**source.meta(), "token_required": token is not None}
+        found = source.meta()
+        if found is None:  # a live run not built yet: the page retries
+            return JSONResponse({"detail": "the simulation is being built; try again in a moment"}, status_code=503,
+                                headers={"Retry-After": "1"})
+        return {**found, "token_required": token is not None}
 
     @app.get("/api/series")
     async def series() -> Any:
@@ -131,7 +139,8 @@ def create_app(source: Any, *, token: str | None = None, remote: bool = False) -
 
     @app.get("/api/site/{site}")
     async def site(site: str) -> Any:
-        found = await source.site_fresh(site) if hasattr(source, "site_fresh") else source.site(site)
+        found = (await source.site_fresh(site) if hasattr(source, "site_fresh")
+                 else await asyncio.to_thread(source.site, site))  # reads Parquet: off the event loop
         if found is None:
             return JSONResponse({"detail": f"no queue named {site!r} in this run"}, status_code=404)
         return found
@@ -146,8 +155,9 @@ def create_app(source: Any, *, token: str | None = None, remote: bool = False) -
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
         origin = websocket.headers.get("origin")
-        if (not host_ok(websocket.headers) or not authorised(websocket.query_params, websocket.headers)
-                or (origin and not remote and not is_loopback(urlsplit(origin).hostname or ""))):
+        same_origin = origin is None or urlsplit(origin).netloc == websocket.headers.get("host", "")
+        if not host_ok(websocket.headers) or not authorised(websocket.query_params, websocket.headers) \
+                or not same_origin:
             await websocket.close(code=1008)
             return
         await websocket.accept()
@@ -256,10 +266,12 @@ async def _live(ws: Any, feed: Any) -> None:
 
     q = feed.subscribe()
     receiver = asyncio.create_task(_drain(ws))
+    sent = -1  # the last frame sent: one appended just before subscribing may also be in the queue
     try:
         n = feed.n_frames()
         if n:
             await ws.send_text(feed.frame_text(n - 1))
+            sent = n - 1
         if feed.ended:
             await ws.send_text(json.dumps({"type": "end"}))
         while True:
@@ -269,20 +281,30 @@ async def _live(ws: Any, feed: Any) -> None:
                 getter.cancel()
                 return
             seq = getter.result()
+            if 0 <= seq <= sent:
+                continue
             if seq == DROPPED:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(ws.close(code=1013, reason="too slow: frames were waiting"), SEND_TIMEOUT_S)
+                await _close_slow(ws)
                 return
             text = json.dumps({"type": "end"}) if seq == END else feed.frame_text(seq)
             try:  # a client that stops reading fills its socket; give up on it rather than wait for ever
                 await asyncio.wait_for(ws.send_text(text), SEND_TIMEOUT_S)
             except TimeoutError:
+                feed.dropped_clients += 1
+                await _close_slow(ws)
                 return
+            sent = max(sent, seq)
     finally:
         feed.unsubscribe(q)
         receiver.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await receiver
+
+
+async def _close_slow(ws: Any) -> None:
+    """Close a client dropped as too slow (code 1013), without waiting on its full socket for long."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(ws.close(code=1013, reason="too slow: frames were waiting"), 1.0)
 
 
 async def _drain(ws: Any) -> None:
@@ -329,7 +351,7 @@ class DashboardServer:
         # no per-message deflate: compressing each frame once per client would cost the simulation's process
         # far more CPU than the loopback or LAN bytes it saves
         config = uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning", ws=ws, lifespan="on",
-                                ws_per_message_deflate=False)
+                                ws_per_message_deflate=False, timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="gridtwin-dashboard", daemon=True)
         self._thread.start()
