@@ -33,7 +33,7 @@ import numpy as np
 from _report import report
 
 HEAD = re.compile(r'\{"type":"frame","seq":(\d+),"t":[^,]*,"time":"[^"]*","made":([0-9.eE+-]+)')
-"""The start of a live frame: its number and the wall-clock time it was made."""
+"""The start of a live frame (alone, or one of a ``frames`` batch): its number and when it was made."""
 
 
 def clients_main(url: str, n: int, out: str, ready: mp.Event) -> None:  # type: ignore[valid-type]
@@ -49,13 +49,15 @@ def clients_main(url: str, n: int, out: str, ready: mp.Event) -> None:  # type: 
             try:
                 async for raw in ws:
                     arrived = time.time()
-                    head = HEAD.match(raw)  # a browser parses the whole frame; 50 of them here would only
-                    if head is None:        # measure this process's JSON parser on the second core
+                    # a browser parses the whole frame; 50 of them here would only measure this process's
+                    # JSON parser on the second core, so only each frame's number and making time are read
+                    heads = HEAD.findall(raw)
+                    if not heads:
                         got.append([json.loads(raw)["type"], arrived, 0.0])
                         if got[-1][0] == "end":
                             return
                         continue
-                    got.append([int(head.group(1)), arrived, float(head.group(2))])
+                    got += [[int(seq), arrived, float(made)] for seq, made in heads]
             except ConnectionClosed as exc:
                 got.append(["closed", time.time(), str(exc)])
 

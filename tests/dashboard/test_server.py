@@ -152,6 +152,9 @@ def _collect(port: int, got: list, opened) -> None:
         opened()
         while True:
             m = json.loads(ws.recv(timeout=60))
+            if m["type"] == "frames":  # a backlog sent in one message
+                got += [f["seq"] for f in m["frames"]]
+                continue
             got.append(m.get("seq", m["type"]))
             if m["type"] == "end":
                 return

@@ -44,6 +44,8 @@ RUN_FILE_CSP = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src 
 """Files of the run folder (report.html, ...) are shown sandboxed: their inline styles, no script."""
 PUBLIC_PATHS = {"/", *(f"/static/{name}" for name in STATIC_FILES)}
 SPEEDS = (1, 2, 5, 10, 25)
+BATCH = 64
+"""At most this many waiting live frames go to a client in one ``{"type": "frames"}`` message."""
 SEND_TIMEOUT_S = 10.0
 """A live client whose socket takes no frame for this long is dropped."""
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "[::1]")
@@ -280,25 +282,37 @@ async def _live(ws: Any, feed: Any) -> None:
             if receiver in done:  # the client went away
                 getter.cancel()
                 return
-            seq = getter.result()
-            if 0 <= seq <= sent:
-                continue
-            if seq == DROPPED:
+            items = [getter.result()]
+            while len(items) < BATCH and items[-1] >= 0 and not q.empty():  # a burst goes in one message
+                items.append(q.get_nowait())
+            frames = [i for i in items if i > sent]
+            if frames:
+                texts = [feed.frame_text(i) for i in frames]
+                text = texts[0] if len(texts) == 1 else '{"type":"frames","frames":[' + ",".join(texts) + "]}"
+                if not await _send(ws, feed, text):
+                    return
+                sent = frames[-1]
+            if items[-1] == DROPPED:
                 await _close_slow(ws)
                 return
-            text = json.dumps({"type": "end"}) if seq == END else feed.frame_text(seq)
-            try:  # a client that stops reading fills its socket; give up on it rather than wait for ever
-                await asyncio.wait_for(ws.send_text(text), SEND_TIMEOUT_S)
-            except TimeoutError:
-                feed.dropped_clients += 1
-                await _close_slow(ws)
+            if items[-1] == END and not await _send(ws, feed, json.dumps({"type": "end"})):
                 return
-            sent = max(sent, seq)
     finally:
         feed.unsubscribe(q)
         receiver.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await receiver
+
+
+async def _send(ws: Any, feed: Any, text: str) -> bool:
+    """Send, or drop a client that stops reading (its socket full for ``SEND_TIMEOUT_S``) rather than wait."""
+    try:
+        await asyncio.wait_for(ws.send_text(text), SEND_TIMEOUT_S)
+        return True
+    except TimeoutError:
+        feed.dropped_clients += 1
+        await _close_slow(ws)
+        return False
 
 
 async def _close_slow(ws: Any) -> None:

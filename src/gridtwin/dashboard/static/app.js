@@ -617,6 +617,7 @@ function connect() {
     let msg;
     try { msg = JSON.parse(ev.data); } catch { return; }
     if (msg.type === 'frame') onFrame(msg);
+    else if (msg.type === 'frames') msg.frames.forEach(onFrame); // a live backlog, sent in one message
     else if (msg.type === 'state') onState(msg);
     else if (msg.type === 'end') onEnd();
   });
