@@ -22,18 +22,34 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 
 
 @pytest.fixture(scope="module")
-def browser_page(served):
-    server, rf, _ = served
+def browser():
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1500, "height": 1100})
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(server.url)
-        page.wait_for_selector("#conn:has-text('connected')", timeout=15_000)
-        yield page, rf, errors
-        browser.close()
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def _open(browser, url: str, kinds: list[str] | None = None):
+    """A page at ``url``, connected, and the list its console errors go to; the ``type`` of every websocket
+    message it receives goes to ``kinds``."""
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    if kinds is not None:
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: kinds.append(
+            payload[:40].split('"type":"', 1)[-1].split('"', 1)[0])))
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_selector("#conn:has-text('connected')", timeout=15_000)
+    return page, errors
+
+
+@pytest.fixture(scope="module")
+def browser_page(served, browser):
+    server, rf, _ = served
+    page, errors = _open(browser, server.url)
+    yield page, rf, errors
+    page.close()
 
 
 def _tile(page, site: str) -> dict[str, int]:
@@ -126,3 +142,40 @@ def test_play_pause_drill_down_and_screenshot(browser_page, tmp_path):
     Path(shot).unlink()
     page.click("#drill-close")
     assert not errors, errors
+
+
+def test_live_page_follows_a_running_simulation(scenario_file, browser):
+    """The page open on a live run: frames (batched when they come in bursts) reach it, the run's end shows,
+    and the tiles hold the last frame's numbers."""
+    import json
+
+    from gridtwin.config import load_scenario
+    from gridtwin.dashboard.live import joined
+    from gridtwin.dashboard.server import DashboardServer
+    from gridtwin.scenario import Simulation
+
+    sampler, feed = joined(600.0)
+    sim = Simulation(load_scenario(scenario_file))
+    sampler.attach(sim)
+    server = DashboardServer(feed, "127.0.0.1", 0)
+    server.start()
+    try:
+        kinds: list[str] = []
+        page, errors = _open(browser, server.url, kinds)
+        assert "LIVE" in page.locator("#mode").inner_text().upper()
+        sim.run()
+        sampler.finish(None)
+        last = json.loads(feed.texts[-1])
+        _wait(page, lambda: _clock(page) == last["seq"], "the last live frame")
+        _wait(page, lambda: "ended" in page.locator("#mode").inner_text(), "the end of the run")
+        names = [s["site"] for s in feed.sites]
+        for k in sorted(range(len(names)), key=lambda k: -last["sites"]["used_cores"][k])[:5]:
+            tile = _tile(page, names[k])
+            assert tile["used"] == last["sites"]["used_cores"][k] and tile["queued"] == last["sites"]["queued"][k]
+        assert float(page.locator('#kpis .kpi[data-kpi="now_running"]').get_attribute("data-value")) == \
+            last["totals"]["running"]
+        assert "frames" in kinds  # the drain's bursts came batched, and the page took them
+        assert not errors, errors
+        page.close()
+    finally:
+        server.stop()
