@@ -125,7 +125,7 @@ def test_site_drill_down_and_kpis_and_anomalies(live_run):
 
 
 def test_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path):
-    with pytest.raises(InputError, match=r"no run\.json here"):
+    with pytest.raises(InputError, match=r"no run\.json and no jobs\.parquet here"):
         RunFrames(tmp_path)
     (tmp_path / "run.json").write_text(json.dumps({"epoch": "2025-01-01T00:00:00+00:00"}))
     with pytest.raises(InputError, match=r"no site_metrics\.parquet"):
@@ -133,3 +133,54 @@ def test_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path):
     (tmp_path / "run.json").write_text("{not json")
     with pytest.raises(InputError, match=r"not a gridtwin run\.json"):
         RunFrames(tmp_path)
+
+
+def test_an_import_of_real_records_is_drawn_from_the_records(tmp_path, live_run):
+    """A folder without sampled metrics (what `gridtwin import` writes): queues, links and totals come from
+    the jobs and transfers themselves; checked against DuckDB over the same files."""
+    import shutil
+
+    _, run = live_run
+    folder = tmp_path / "imported"
+    folder.mkdir()
+    for name in ("jobs", "transfers", "sites"):
+        shutil.copy(run / f"{name}.parquet", folder / f"{name}.parquet")
+    rf = RunFrames(folder)
+    assert rf.derived and rf.meta()["kpis"]["jobs"] == duckdb.sql(
+        f"select count(*) from '{folder}/jobs.parquet'").fetchall()[0][0]
+    names = [s["site"] for s in rf.sites]
+    for i in (5, len(rf.times) // 3):
+        t_ms = int(rf.times_ms[i])
+        running = dict(duckdb.sql(
+            f"select computingsite, count(*) from '{folder}/jobs.parquet' where epoch_ms(starttime) <= {t_ms} "
+            f"and (endtime is null or epoch_ms(endtime) > {t_ms}) group by 1").fetchall())
+        f = rf.frame(i)
+        assert f["sites"]["running"] == [running.get(s, 0) for s in names], i
+        active = duckdb.sql(
+            f"select count(*) from '{folder}/transfers.parquet' where event_type = 'transfer-done' and "
+            f"epoch_ms(started_at) <= {t_ms} and epoch_ms(transferred_at) > {t_ms}").fetchall()[0][0]
+        assert sum(link[2] for link in f["links"]) == active == f["totals"]["transfers_active"], i
+    finished = duckdb.sql(f"select count(*) from '{folder}/jobs.parquet' where jobstatus = 'finished'").fetchall()
+    assert rf.frame(rf.n_frames() - 1)["totals"]["finished"] == finished[0][0]
+
+
+def test_the_real_bnl_jobs_import_opens_in_the_dashboard(tmp_path):
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from gridtwin.cli import app
+
+    data = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "atlas"
+    if not (data / "jobs_bnl_2025-01.csv").is_file():
+        pytest.skip(f"real ATLAS data not found in {data}")
+    r = CliRunner().invoke(app, ["import", str(tmp_path / "imp"), "--jobs", str(data / "jobs_bnl_2025-01.csv"),
+                                 "--cric", str(data / "site_info.json")])
+    assert r.exit_code == 0, r.output
+    rf = RunFrames(tmp_path / "imp")
+    meta = rf.meta()
+    assert [s["site"] for s in meta["sites"]] == ["BNL"] and meta["kpis"]["jobs"] == 100
+    assert meta["sites"][0]["total_cores"] > 0  # from the CRIC file
+    assert meta["kpis"]["queue_time_median_s"] == pytest.approx(1647.5)
+    assert rf.frame(rf.n_frames() - 1)["totals"]["finished"] == 100
+    assert max(rf.totals["running"]) >= 1

@@ -256,7 +256,7 @@ def test_dashboard_commands_fail_clearly(tmp_path, live_run):
 
     runner = CliRunner()
     r = runner.invoke(app, ["dashboard", str(tmp_path)])
-    assert r.exit_code == 2 and "no run.json here" in r.output
+    assert r.exit_code == 2 and "no run.json and no jobs.parquet here" in r.output
     _, run = live_run
     r = runner.invoke(app, ["dashboard", str(run), "--host", "0.0.0.0"])
     assert r.exit_code == 2 and "needs --allow-remote" in r.output

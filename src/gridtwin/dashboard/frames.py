@@ -56,6 +56,29 @@ def kpi_cards(run: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def record_cards(folder: Path) -> dict[str, Any]:
+    """KPI cards read off a folder's records alone (an import of real data has no run.json): jobs by final
+    state, median queue time, wall time and CPU efficiency, transfers done."""
+    cards: dict[str, Any] = {}
+    jobs_path = folder / "jobs.parquet"
+    if jobs_path.is_file():
+        names = pq.read_schema(jobs_path).names
+        t = _read(jobs_path, [c for c in ("jobstatus", "queue_time", "wall_time", "cpu_eff") if c in names])
+        status = t.column("jobstatus").to_pylist() if "jobstatus" in t.column_names else []
+        cards.update({"jobs": t.num_rows, "finished": status.count("finished"), "failed": status.count("failed")})
+        for col, label in (("queue_time", "queue_time_median_s"), ("wall_time", "wall_time_median_s"),
+                           ("cpu_eff", "cpu_efficiency")):
+            if col in t.column_names:
+                v = np.asarray(pc.fill_null(t.column(col).cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False))
+                if np.isfinite(v).any():
+                    cards[label] = float(np.nanmedian(v))
+    transfers = folder / "transfers.parquet"
+    if transfers.is_file():
+        kinds = _read(transfers, ["event_type"]).column("event_type").to_pylist()
+        cards["transfers_done"] = kinds.count("transfer-done")
+    return cards
+
+
 def frame_dict(seq: int, t: float, epoch: datetime, sites: dict[str, list[int]], totals: dict[str, float],
                links: list[list[float]], made: float | None = None) -> dict[str, Any]:
     """One frame as the browser reads it (see the module docstring); a live frame also carries ``made``, the
@@ -112,21 +135,30 @@ class RunFrames:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir).resolve()
         run_json = self.run_dir / "run.json"
-        if not run_json.is_file():
-            raise InputError(f"{self.run_dir}: no run.json here (expected a folder written by gridtwin simulate, "
-                             "replay or import)")
-        try:
-            self.run = json.loads(run_json.read_text())
-            self.epoch = datetime.fromisoformat(self.run["epoch"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"{run_json}: not a gridtwin run.json ({exc})") from None
-        if self.epoch.tzinfo is None:
-            self.epoch = self.epoch.replace(tzinfo=UTC)
+        self.derived = not (self.run_dir / "site_metrics.parquet").is_file()
+        """No sampled metrics (real records from ``gridtwin import``): frames come from the records themselves."""
+        if not run_json.is_file() and not (self.run_dir / "jobs.parquet").is_file():
+            raise InputError(f"{self.run_dir}: no run.json and no jobs.parquet here (expected a folder written by "
+                             "gridtwin simulate, replay or import)")
+        self.run: dict[str, Any] = {}
+        if run_json.is_file():
+            try:
+                self.run = json.loads(run_json.read_text())
+                self.epoch = datetime.fromisoformat(self.run["epoch"])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InputError(f"{run_json}: not a gridtwin run.json ({exc})") from None
+            if self.epoch.tzinfo is None:
+                self.epoch = self.epoch.replace(tzinfo=UTC)
+        if self.derived:
+            self._from_records()
+        else:
+            self._from_metrics()
+        self._totals()
+        self._anomalies = self._read_anomalies()
+
+    def _from_metrics(self) -> None:
         epoch_ms = round(self.epoch.timestamp() * 1000)
-        sm_path = self.run_dir / "site_metrics.parquet"
-        if not sm_path.is_file():
-            raise InputError(f"{self.run_dir}: no site_metrics.parquet (the dashboard draws the queues from it)")
-        sm = _read(sm_path)
+        sm = _read(self.run_dir / "site_metrics.parquet")
         self._site_info(sm)
         t_ms = _ms(sm.column("time"))
         self.times_ms = np.unique(t_ms[np.isfinite(t_ms)])
@@ -145,8 +177,24 @@ class RunFrames:
             a[fi, si] = v
             self.site_cols[c] = a
         self._links(n)
-        self._totals()
-        self._anomalies = self._read_anomalies()
+
+    def _from_records(self) -> None:
+        from gridtwin.dashboard.derived import DerivedMetrics
+
+        d = DerivedMetrics(self.run_dir)
+        if not self.run:
+            self.epoch = d.epoch
+        self.times_ms, self.times = d.times_ms, d.times
+        if self.run:  # a run folder without metrics: keep its epoch for the clock
+            self.times = (d.times_ms - self.epoch.timestamp() * 1000.0) / 1000.0
+        self.sites = d.sites
+        self._index = {s["site"]: i for i, s in enumerate(self.sites)}
+        self.site_cols = d.site_cols
+        self.link_sites, self.frame_links = d.link_sites, d.frame_links
+        self.links_after_last_frame = 0
+        self.link_totals = np.array([[sum(x[4] for x in f), sum(x[2] for x in f)] for f in self.frame_links]
+                                    ).reshape(len(self.times), 2)
+        self._done = d.done
 
     # ------------------------------------------------------------------ building
     def _site_info(self, sm: pa.Table) -> None:
@@ -193,6 +241,8 @@ class RunFrames:
                else pa.table({"pandaid": pa.array([], pa.int64()), "modificationtime": pa.array([], pa.int64()),
                               "jobstatus": pa.array([], pa.string())}))
         counts = _state_counts(log, self.times_ms, ("transferring", "finished", "failed"))
+        if self.derived:  # real records: final states and end times (a status log, when present, gives the rest)
+            counts.update(self._done)
         fin = counts["finished"].astype(np.float64)
         dt = np.diff(self.times, prepend=self.times[0] if n else 0.0)
         per_h = np.zeros(n)
@@ -229,7 +279,7 @@ class RunFrames:
         interval = float(np.median(np.diff(self.times))) if len(self.times) > 1 else 0.0
         return {"mode": "replay", "run": self.run_dir.name, "epoch": self.epoch.isoformat(), "interval_s": interval,
                 "n_frames": len(self.times), "sites": self.sites, "link_sites": self.link_sites,
-                "kpis": kpi_cards(self.run), "anomalies": self._anomalies}
+                "kpis": kpi_cards(self.run) if self.run else record_cards(self.run_dir), "anomalies": self._anomalies}
 
     def n_frames(self) -> int:
         return len(self.times)
