@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import HEADER, PLATFORM_YAML
+from replay_cases import HEADER, PLATFORM_YAML
 from typer.testing import CliRunner
 
 from gridtwin.cli import app

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import ATLAS_DATA, EXPECTED_EXE, EXPECTED_STAGEIN, EXPECTED_STAGEOUT, HEADER
+from replay_cases import ATLAS_DATA, EXPECTED_EXE, EXPECTED_STAGEIN, EXPECTED_STAGEOUT, HEADER
 from typer.testing import CliRunner
 
 from gridtwin.cli import app

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import HEADER
+from replay_cases import HEADER
 from scipy import stats
 
 from gridtwin.analytics.import_panda import import_panda_jobs

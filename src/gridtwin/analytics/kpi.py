@@ -491,10 +491,20 @@ def _makespan(jobs: pa.Table) -> float | None:
 
 
 def as_float(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Numeric column as float64 numpy array with NaN for nulls."""
+    """Numeric column as float64 numpy array with NaN for nulls; timestamps as epoch milliseconds (finer units
+    truncated)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks else pa.array([], type=column.type)
+    if pa.types.is_timestamp(column.type):
+        column = column.cast(pa.timestamp("ms", tz=column.type.tz), safe=False).cast(pa.int64())
     return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def numbers(table: pa.Table, name: str) -> np.ndarray:
+    """Column ``name`` of ``table`` by :func:`as_float`; all NaN when the table has no such column."""
+    if name not in table.column_names:
+        return np.full(table.num_rows, np.nan)
+    return as_float(table.column(name))
 
 
 def _value_counts(column: pa.ChunkedArray | pa.Array) -> dict[Any, int]:

@@ -21,26 +21,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from gridtwin.analytics.kpi import numbers
+from gridtwin.dashboard.frames import site_list
 from gridtwin.errors import InputError
 
 INTERVAL_S = 600.0
 MAX_FRAMES = 20_000
 """A span longer than this many intervals gets a longer interval (frames stay a few MB)."""
-
-
-def _ms(table: pa.Table, name: str) -> np.ndarray:
-    from gridtwin.dashboard.frames import _ms as to_ms
-
-    if name not in table.column_names:
-        return np.full(table.num_rows, np.nan)
-    return to_ms(table.column(name))
 
 
 def _in_state(start: np.ndarray, end: np.ndarray, where: np.ndarray, weight: np.ndarray, times: np.ndarray,
@@ -66,7 +58,7 @@ class DerivedMetrics:
             raise InputError(f"{folder}: no site_metrics.parquet and no jobs.parquet (expected a run folder from "
                              "gridtwin simulate or replay, or an import folder from gridtwin import)")
         jobs = pq.read_table(jobs_path)
-        created, started, ended = (_ms(jobs, c) for c in ("creationtime", "starttime", "endtime"))
+        created, started, ended = (numbers(jobs, c) for c in ("creationtime", "starttime", "endtime"))
         if not np.isfinite(created).any():
             raise InputError(f"{jobs_path}: no job has a creationtime; the dashboard places jobs in time by it")
         first = float(np.nanmin(created))
@@ -77,16 +69,15 @@ class DerivedMetrics:
         self.interval_s = max(INTERVAL_S, float(np.ceil(span_s / MAX_FRAMES / 60.0)) * 60.0)
         self.times = np.arange(0.0, span_s + self.interval_s, self.interval_s)
         self.times_ms = epoch_ms + self.times * 1000.0
-        self.sites = self._sites(folder, jobs)
+        self.sites = site_list(folder, jobs.column("computingsite").to_pylist())
         index = {s["site"]: i for i, s in enumerate(self.sites)}
         names = [s or "" for s in jobs.column("computingsite").to_pylist()]
         where = np.array([index[s] for s in names], dtype=np.int64)
         ns = len(self.sites)
         cores = np.ones(jobs.num_rows)
         for c in ("corecount", "actualcorecount"):
-            if c in jobs.column_names:
-                v = np.asarray(pc.fill_null(jobs.column(c).cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False))
-                cores = np.where(v > 0, v, cores)
+            v = np.nan_to_num(numbers(jobs, c))
+            cores = np.where(v > 0, v, cores)
         ones = np.ones(jobs.num_rows)
         run_end = np.where(np.isfinite(started), ended, np.nan)
         queue_end = np.where(np.isfinite(started), started, ended)
@@ -106,19 +97,6 @@ class DerivedMetrics:
                      for s in ("finished", "failed")}
         self.link_sites, self.frame_links = self._links(folder)
 
-    @staticmethod
-    def _sites(folder: Path, jobs: pa.Table) -> list[dict[str, Any]]:
-        names = sorted({s or "" for s in jobs.column("computingsite").to_pylist()})
-        info = {s: {"site": s, "atlas_site": s, "cloud": "", "tier": 2, "total_cores": 0, "corepower": None}
-                for s in names}
-        path = folder / "sites.parquet"
-        if path.is_file():
-            for row in pq.read_table(path).to_pylist():
-                if row.get("site") in info:
-                    info[row["site"]].update({k: row.get(k) for k in ("atlas_site", "cloud", "tier", "total_cores",
-                                                                      "corepower")})
-        return [info[s] for s in sorted(names, key=lambda s: (info[s]["tier"] or 0, info[s]["cloud"] or "", s))]
-
     def _links(self, folder: Path) -> tuple[list[str], list[list[list[float]]]]:
         n = len(self.times)
         frames: list[list[list[float]]] = [[] for _ in range(n)]
@@ -134,8 +112,8 @@ class DerivedMetrics:
         sites = sorted(set(src) | set(dst))
         idx = {s: i for i, s in enumerate(sites)}
         pair = np.array([idx[a] * len(sites) + idx[b] for a, b in zip(src, dst, strict=True)], dtype=np.int64)
-        started, done = _ms(t, "started_at"), _ms(t, "transferred_at")
-        nbytes = np.asarray(pc.fill_null(t.column("bytes").cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False))
+        started, done = numbers(t, "started_at"), numbers(t, "transferred_at")
+        nbytes = np.nan_to_num(numbers(t, "bytes"))
         pairs, pair_i = np.unique(pair, return_inverse=True)
         active = _in_state(started, done, pair_i, np.ones(len(pair)), self.times_ms, len(pairs))
         f = np.searchsorted(self.times_ms, done, side="left")  # the frame closing the interval it ended in

@@ -24,12 +24,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from gridtwin.analytics.kpi import ERROR_KINDS, as_float, numbers
 from gridtwin.errors import InputError
 
 SITE_COLS = ("running", "queued", "used_cores", "total_cores", "storage_used", "storage_total")
 """Per-queue arrays of a frame, in this order."""
-TOTALS = ("running", "queued", "transferring", "finished", "failed", "jobs_per_h", "transfer_mbps",
-          "transfers_active")
 KPI_LABELS = (
     ("jobs", lambda k, r: r.get("n_jobs")),
     ("finished", lambda k, r: (r.get("jobs_by_status") or {}).get("finished", 0)),
@@ -69,7 +68,7 @@ def record_cards(folder: Path) -> dict[str, Any]:
         for col, label in (("queue_time", "queue_time_median_s"), ("wall_time", "wall_time_median_s"),
                            ("cpu_eff", "cpu_efficiency")):
             if col in t.column_names:
-                v = np.asarray(pc.fill_null(t.column(col).cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False))
+                v = numbers(t, col)
                 if np.isfinite(v).any():
                     cards[label] = float(np.nanmedian(v))
     transfers = folder / "transfers.parquet"
@@ -77,6 +76,28 @@ def record_cards(folder: Path) -> dict[str, Any]:
         kinds = _read(transfers, ["event_type"]).column("event_type").to_pylist()
         cards["transfers_done"] = kinds.count("transfer-done")
     return cards
+
+
+SITE_INFO = ("atlas_site", "cloud", "tier", "total_cores", "corepower")
+"""What a frame's ``meta.sites`` says of each queue, besides its name."""
+
+
+def display_order(sites: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Queues as the page lists them: by tier, cloud, then name."""
+    return sorted(sites, key=lambda s: (s["tier"] or 0, s["cloud"] or "", s["site"]))
+
+
+def site_list(folder: Path, names: list[str | None]) -> list[dict[str, Any]]:
+    """The queues ``names``, described from the folder's ``sites.parquet`` when it has one (else tier 2, no
+    cloud, no cores), in display order."""
+    info = {s: {"site": s, "atlas_site": s, "cloud": "", "tier": 2, "total_cores": 0, "corepower": None}
+            for s in {n or "" for n in names}}
+    path = folder / "sites.parquet"
+    if path.is_file():
+        for row in _read(path).to_pylist():
+            if row.get("site") in info:
+                info[row["site"]].update({k: row.get(k) for k in SITE_INFO})
+    return display_order(list(info.values()))
 
 
 def frame_dict(seq: int, t: float, epoch: datetime, sites: dict[str, list[int]], totals: dict[str, float],
@@ -88,12 +109,6 @@ def frame_dict(seq: int, t: float, epoch: datetime, sites: dict[str, list[int]],
     if made is not None:
         head["made"] = made
     return {**head, "sites": sites, "totals": totals, "links": links}
-
-
-def _ms(col: pa.ChunkedArray) -> np.ndarray:
-    if pa.types.is_timestamp(col.type):
-        col = col.cast(pa.timestamp("ms"), safe=False).cast(pa.int64())  # finer units are truncated
-    return np.asarray(pc.fill_null(col.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False))
 
 
 def _read(path: Path, columns: list[str] | None = None) -> pa.Table:
@@ -111,7 +126,7 @@ def _state_counts(log: pa.Table, times_ms: np.ndarray, states: tuple[str, ...]) 
     if log.num_rows == 0:
         return out
     pid = np.asarray(log.column("pandaid").to_numpy(zero_copy_only=False), dtype=np.int64)
-    t = _ms(log.column("modificationtime"))
+    t = as_float(log.column("modificationtime"))
     status = np.asarray(log.column("jobstatus").to_pylist(), dtype=object)
     order = np.lexsort((np.arange(len(pid)), t, pid))
     pid, t, status = pid[order], t[order], status[order]
@@ -160,7 +175,7 @@ class RunFrames:
         epoch_ms = round(self.epoch.timestamp() * 1000)
         sm = _read(self.run_dir / "site_metrics.parquet")
         self._site_info(sm)
-        t_ms = _ms(sm.column("time"))
+        t_ms = as_float(sm.column("time"))
         self.times_ms = np.unique(t_ms[np.isfinite(t_ms)])
         self.times = (self.times_ms - epoch_ms) / 1000.0
         n, ns = len(self.times_ms), len(self.sites)
@@ -191,28 +206,17 @@ class RunFrames:
         self._index = {s["site"]: i for i, s in enumerate(self.sites)}
         self.site_cols = d.site_cols
         self.link_sites, self.frame_links = d.link_sites, d.frame_links
-        self.links_after_last_frame = 0
         self.link_totals = np.array([[sum(x[4] for x in f), sum(x[2] for x in f)] for f in self.frame_links]
                                     ).reshape(len(self.times), 2)
         self._done = d.done
 
     # ------------------------------------------------------------------ building
     def _site_info(self, sm: pa.Table) -> None:
-        names = sorted(set(sm.column("site").to_pylist()))
-        info: dict[str, dict[str, Any]] = {s: {"site": s, "atlas_site": s, "cloud": "", "tier": 2,
-                                               "total_cores": 0, "corepower": None} for s in names}
-        sites_path = self.run_dir / "sites.parquet"
-        if sites_path.is_file():
-            for row in _read(sites_path).to_pylist():
-                if row["site"] in info:
-                    info[row["site"]].update({k: row.get(k) for k in ("atlas_site", "cloud", "tier", "total_cores",
-                                                                      "corepower")})
-        self.sites = [info[s] for s in sorted(names, key=lambda s: (info[s]["tier"] or 0, info[s]["cloud"] or "", s))]
+        self.sites = site_list(self.run_dir, sm.column("site").to_pylist())
         self._index = {s["site"]: i for i, s in enumerate(self.sites)}
 
     def _links(self, n: int) -> None:
         self.link_sites: list[str] = []
-        self.links_after_last_frame = 0
         self.frame_links: list[list[list[float]]] = [[] for _ in range(n)]
         self.link_totals = np.zeros((n, 2))  # throughput MB/s, active transfers
         path = self.run_dir / "link_metrics.parquet"
@@ -223,12 +227,11 @@ class RunFrames:
             return
         self.link_sites = sorted(set(lm.column("src").to_pylist()) | set(lm.column("dst").to_pylist()))
         idx = {s: i for i, s in enumerate(self.link_sites)}
-        fi = np.searchsorted(self.times_ms, _ms(lm.column("time")), side="left")
-        self.links_after_last_frame = int((fi >= n).sum())  # the run's closing link sample, after its last tick
+        fi = np.searchsorted(self.times_ms, as_float(lm.column("time")), side="left")
         for f, src, dst, act, que, mbps in zip(fi.tolist(), lm.column("src").to_pylist(), lm.column("dst").to_pylist(),
                                                lm.column("active").to_pylist(), lm.column("queued").to_pylist(),
                                                lm.column("throughput_mbps").to_pylist(), strict=True):
-            if f >= n:
+            if f >= n:  # the run's closing link sample, after its last tick
                 continue
             self.frame_links[f].append([idx[src], idx[dst], int(act), int(que), round(float(mbps), 3)])
             self.link_totals[f, 0] += mbps
@@ -284,6 +287,10 @@ class RunFrames:
     def n_frames(self) -> int:
         return len(self.times)
 
+    def frame_text(self, i: int) -> str:
+        """Frame ``i`` as the JSON text the websocket sends."""
+        return json.dumps(self.frame(i), separators=(",", ":"))
+
     def frame(self, i: int) -> dict[str, Any]:
         """Frame ``i`` (0-based)."""
         sites = {c: self.site_cols[c][i].tolist() for c in SITE_COLS}
@@ -307,14 +314,11 @@ class RunFrames:
         return {"site": name, "info": self.sites[i], "states": states, "errors": errors, "series": series}
 
 
-ERROR_KINDS = (("piloterrorcode", "pilot"), ("exeerrorcode", "exe"), ("ddmerrorcode", "ddm"))
-
-
 def site_jobs(jobs_path: Path, site: str) -> tuple[dict[str, int], list[dict[str, Any]]]:
     """Final job states at a queue, and its error codes, most frequent first (from a jobs table)."""
     if not jobs_path.is_file():
         return {}, []
-    cols = ["computingsite", "jobstatus"] + [c for c, _ in ERROR_KINDS]
+    cols = ["computingsite", "jobstatus"] + [c for _, c in ERROR_KINDS]
     names = pq.read_schema(jobs_path).names
     t = _read(jobs_path, [c for c in cols if c in names])
     t = t.filter(pc.equal(t.column("computingsite"), site))
@@ -322,7 +326,7 @@ def site_jobs(jobs_path: Path, site: str) -> tuple[dict[str, int], list[dict[str
     for s in t.column("jobstatus").to_pylist():
         states[s] = states.get(s, 0) + 1
     errors: dict[str, int] = {}
-    for col, _ in ERROR_KINDS:
+    for _, col in ERROR_KINDS:
         if col not in t.column_names:
             continue
         for v in t.column(col).to_pylist():

@@ -34,12 +34,15 @@ from typing import Any
 
 import numpy as np
 
-from gridtwin.dashboard.frames import SITE_COLS, RunFrames, error_rows, frame_dict, site_jobs
+from gridtwin.analytics.kpi import ERROR_KINDS
+from gridtwin.dashboard.frames import SITE_COLS, SITE_INFO, RunFrames, display_order, error_rows, frame_dict, site_jobs
 from gridtwin.wms.states import FAILED, FINISHED, TRANSFERRING, JobStatus
 
 CLIENT_QUEUE = 65_536
 """Frames a client may have waiting before it is dropped as too slow (the queue holds frame numbers, not
 texts; a client whose socket takes nothing for ``server.SEND_TIMEOUT_S`` is dropped before that)."""
+JOB_ERROR_ARRAYS = {"pilot": "pilot_error", "exe": "exe_error", "ddm": "ddm_error", "taskbuffer": "tb_error"}
+"""The job table's array of each kind of error code (``analytics.kpi.ERROR_KINDS``)."""
 END, DROPPED = -1, -2
 """What a client's queue holds besides frame numbers: the run ended; the client was dropped as too slow."""
 
@@ -66,9 +69,8 @@ class LiveSampler:
         epoch = sc.epoch if sc.epoch.tzinfo else sc.epoch.replace(tzinfo=UTC)
         self.epoch = epoch
         plat = sim.platform
-        order = sorted(plat.sites.values(), key=lambda s: (s.tier, s.cloud, s.name))
-        self.sites = [{"site": s.name, "atlas_site": s.atlas_site, "cloud": s.cloud, "tier": s.tier,
-                       "total_cores": s.total_cores, "corepower": s.corepower} for s in order]
+        self.sites = display_order([{"site": s.name, **{k: getattr(s, k) for k in SITE_INFO}}
+                                    for s in plat.sites.values()])
         index = {s["site"]: i for i, s in enumerate(self.sites)}
         link_sites = sorted({s.atlas_site for s in plat.sites.values()})
         self._link_index = {s: i for i, s in enumerate(link_sites)}
@@ -78,7 +80,6 @@ class LiveSampler:
         self._link_bytes: dict[Any, tuple[int, int, int]] = {}  # bytes, files done, files failed at the last frame
         self._carry: set[Any] = set()
         self._last_t: float | None = None
-        self._last_link_t: float | None = None
         self._last_finished = 0
         if sim.ddm is not None:
             sim.ddm.conveyor.watch = {}
@@ -106,11 +107,10 @@ class LiveSampler:
         status = np.frombuffer(jobs.status, dtype=np.int8) if len(jobs) else np.zeros(0, np.int8)
         finished, failed, transferring = (int(np.count_nonzero(status == k)) for k in (FINISHED, FAILED, TRANSFERRING))
         del status  # release the buffer before the simulation appends again
-        per_h = 0.0
-        if self._last_t is not None and now > self._last_t:
-            per_h = (finished - self._last_finished) * 3600.0 / (now - self._last_t)
+        dt = now - self._last_t if self._last_t is not None else 0.0
+        per_h = (finished - self._last_finished) * 3600.0 / dt if dt > 0 else 0.0
         self._last_t, self._last_finished = now, finished
-        links, mbps, active = self._links(now)
+        links, mbps, active = self._links(dt)
         totals = {"running": sum(rows[0]), "queued": sum(rows[1]), "transferring": transferring,
                   "finished": finished, "failed": failed, "jobs_per_h": round(per_h, 3),
                   "transfer_mbps": round(mbps, 3), "transfers_active": active}
@@ -123,13 +123,12 @@ class LiveSampler:
         self.frames += 1
         self.publish_s += time.perf_counter() - t0
 
-    def _links(self, now: float) -> tuple[list[list[float]], float, int]:
-        """Links active, queued or moving bytes now: the ones touched since the last frame, and those busy then."""
+    def _links(self, dt: float) -> tuple[list[list[float]], float, int]:
+        """Links active, queued or moving bytes now: the ones touched since the last frame (``dt`` ago), and those
+        busy then."""
         ddm = self.sim.ddm
         if ddm is None:
             return [], 0.0, 0
-        dt = now - self._last_link_t if self._last_link_t is not None else 0.0
-        self._last_link_t = now
         conveyor = ddm.conveyor
         look = set(conveyor.watch) | self._carry
         conveyor.watch.clear()
@@ -156,9 +155,8 @@ class LiveSampler:
             return {}
         site = np.frombuffer(jobs.site, dtype=np.int32).copy()
         status = np.frombuffer(jobs.status, dtype=np.int8).copy()
-        errs = {c: np.frombuffer(getattr(jobs, a), dtype=np.int32).copy()
-                for c, a in (("piloterrorcode", "pilot_error"), ("exeerrorcode", "exe_error"),
-                             ("ddmerrorcode", "ddm_error"))}
+        errs = {c: np.frombuffer(getattr(jobs, JOB_ERROR_ARRAYS[kind]), dtype=np.int32).copy()
+                for kind, c in ERROR_KINDS}
         ok = site >= 0
         idx = self._site_of_row[np.where(ok, site, 0)]
         out: dict[str, Any] = {}

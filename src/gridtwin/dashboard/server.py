@@ -71,6 +71,7 @@ def create_app(source: Any, *, token: str | None = None, remote: bool = False) -
 
     if remote and not token:
         raise ConfigError("a dashboard reachable from other machines needs a token")
+
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> Any:
         if getattr(source, "live", False):
@@ -137,7 +138,7 @@ def create_app(source: Any, *, token: str | None = None, remote: bool = False) -
         n = source.n_frames()
         if not 0 <= i < n:
             return JSONResponse({"detail": f"frame {i}: the run has frames 0 to {n - 1}"}, status_code=404)
-        return Response(_frame_text(source, i), media_type="application/json")
+        return Response(source.frame_text(i), media_type="application/json")
 
     @app.get("/api/site/{site}")
     async def site(site: str) -> Any:
@@ -172,12 +173,6 @@ def create_app(source: Any, *, token: str | None = None, remote: bool = False) -
             pass
 
     return app
-
-
-def _frame_text(source: Any, i: int) -> str:
-    if hasattr(source, "frame_text"):
-        return source.frame_text(i)
-    return json.dumps(source.frame(i), separators=(",", ":"))
 
 
 def _run_dir(source: Any) -> Path | None:
@@ -220,7 +215,7 @@ async def _replay(ws: Any, source: Any) -> None:
                 wake.clear()
                 await wake.wait()
                 continue
-            await send(_frame_text(source, state["seq"]))
+            await send(source.frame_text(state["seq"]))
             if state["seq"] >= n - 1:
                 state["playing"] = False
                 await send_state()
@@ -229,7 +224,7 @@ async def _replay(ws: Any, source: Any) -> None:
                 await asyncio.sleep(1.0 / state["speed"])
 
     if n:
-        await send(_frame_text(source, 0))
+        await send(source.frame_text(0))
     await send_state()
     task = asyncio.create_task(player())
     try:
@@ -250,7 +245,7 @@ async def _replay(ws: Any, source: Any) -> None:
                 state["playing"] = False
             elif action == "seek" and isinstance(msg.get("seq"), int) and n:
                 state["seq"] = min(max(msg["seq"], 0), n - 1)
-                await send(_frame_text(source, state["seq"]))
+                await send(source.frame_text(state["seq"]))
             elif action == "speed" and msg.get("value") in SPEEDS:
                 state["speed"] = msg["value"]
             else:

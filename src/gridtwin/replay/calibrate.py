@@ -39,9 +39,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import yaml
 
+from gridtwin.analytics.kpi import numbers
 from gridtwin.errors import ConfigError
 from gridtwin.replay import calibrate_params as cp
-from gridtwin.replay.compare import METRICS, metric_stats, numbers, paired_jobs
+from gridtwin.replay.compare import METRICS, metric_stats, paired_jobs
 from gridtwin.replay.run import HISTORICAL, _mapping, platform_config, replay_scenario, scenario_knobs
 from gridtwin.replay.sites import resolve_sites
 from gridtwin.replay.trace import Trace, job_cores, load_trace, payload_efficiency, trace_workload
@@ -276,12 +277,13 @@ def _log_ratio(sim: np.ndarray, rec: np.ndarray) -> dict[str, float]:
 
 @functools.lru_cache(maxsize=4)
 def _shared_task_jobs(task: CalibrationTask, part: str) -> np.ndarray:
-    """Recorded pandaids of the part's finished jobs whose task ran at several queues: the jobs that show a
-    queue's speed against the others (a task seen at one queue fits any speed)."""
-    from gridtwin.ml.features import task_groups
+    """Recorded pandaids of the part's finished jobs whose payload group (task and transformation, as the fit
+    groups them) ran at several queues: the jobs that show a queue's speed against the others (a group seen
+    at one queue fits any speed)."""
+    from gridtwin.replay.sitespeed import payload_groups
 
     t = _context(task, part)[0].table
-    _, tg = np.unique(task_groups(t), return_inverse=True)
+    tg = payload_groups(t)[0]
     sites = np.unique(np.array(t.column("computingsite").to_pylist(), dtype=object), return_inverse=True)[1]
     finished = np.array([x == "finished" for x in t.column("jobstatus").to_pylist()], dtype=bool)
     pairs = np.unique(np.stack([tg[finished], sites[finished]]), axis=1)
@@ -409,11 +411,6 @@ def _job_estimates(task: CalibrationTask) -> dict[str, tuple[float, float, float
         "network.lan_rate_mbps": (lan / 10.0, lan, lan * 10.0),
     }
     return {name: cp.clip_bounds(name, *g) for name, g in guess.items()}
-
-
-def trace_estimates(task: CalibrationTask) -> dict[str, tuple[float, float, float]]:
-    """The scalar parameters' (low, first guess, high) (see :func:`estimates`)."""
-    return _job_estimates(task)
 
 
 def _distributions(names: list[str], bounds: dict[str, tuple[float, float, float]]) -> dict[str, Any]:

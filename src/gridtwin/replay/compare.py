@@ -19,26 +19,17 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from matplotlib.figure import Figure
 from scipy import stats
+
+from gridtwin.analytics.kpi import numbers
 
 METRICS = ("wall_time", "queue_time", "stagein", "cpu_eff")
 """The compared quantities (seconds, except CPU efficiency)."""
 QUANTILES = (0.1, 0.5, 0.9)
 WORST_N = 20
 FEATURES = ("cores", "cpuconsumptiontime", "ninputdatafiles", "inputfilebytes", "outputfilebytes", "maxrss")
-
-
-def numbers(table: pa.Table, name: str) -> np.ndarray:
-    """Column ``name`` as float64 (timestamps as epoch ms), NaN for nulls and for an absent column."""
-    if name not in table.column_names:
-        return np.full(table.num_rows, np.nan)
-    col = table.column(name)
-    if pa.types.is_timestamp(col.type):
-        col = col.cast(pa.int64())
-    return np.asarray(pc.fill_null(col.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def pilottiming_part(pilottiming: pa.Array | pa.ChunkedArray, index: int) -> np.ndarray:

@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from gridtwin.analytics.kpi import numbers
 from gridtwin.errors import ConfigError
+from gridtwin.ml.job_records import group_median
 from gridtwin.platform.model import Platform
 
 MIN_JOBS = 10
@@ -122,7 +124,7 @@ def site_effects(table: pa.Table, platform: Platform, cpu: np.ndarray, eff: np.n
         raise ConfigError(f"--reference {', '.join(unknown)}: no job of the trace ran at this queue")
     is_ref = np.array([s in reference for s in names], dtype=bool)
     site = np.array([index[s] for s in sites], dtype=np.int64)
-    task, n_tasks = _tasks(table)
+    task, n_tasks = payload_groups(table)
     n_sites = len(names)
     nominal = np.array([platform.sites[s].corepower for s in names], dtype=np.float64)
     nominal_eff = np.array([platform.sites[s].efficiency for s in names], dtype=np.float64)
@@ -172,7 +174,7 @@ def task_work(table: pa.Table, platform: Platform, cpu: np.ndarray, eff: np.ndar
     sites = [s or "" for s in table.column("computingsite").to_pylist()]
     cp = np.array([platform.sites[s].corepower for s in sites], dtype=np.float64)
     fe = np.array([platform.sites[s].efficiency for s in sites], dtype=np.float64)
-    task, n_tasks = _tasks(table)
+    task, n_tasks = payload_groups(table)
     finished = _finished(table)
     units = _units(table, task, n_tasks, finished)
     own = cpu * cp
@@ -187,7 +189,7 @@ def task_work(table: pa.Table, platform: Platform, cpu: np.ndarray, eff: np.ndar
     return work, job_eff
 
 
-def _tasks(table: pa.Table) -> tuple[np.ndarray, int]:
+def payload_groups(table: pa.Table) -> tuple[np.ndarray, int]:
     """A payload group per job: its task (``ml.features.task_groups``) and, when recorded, its
     ``transformation`` (a task's merge jobs share its ``jeditaskid`` but not its work per event)."""
     from gridtwin.ml.features import task_groups
@@ -203,27 +205,12 @@ def _tasks(table: pa.Table) -> tuple[np.ndarray, int]:
 def _units(table: pa.Table, task: np.ndarray, n_tasks: int, finished: np.ndarray) -> np.ndarray:
     """A job's ``nevents`` when every finished job of its group has events, else 1; a job without events in
     such a group (a failed one, typically) gets the group's median."""
-    if "nevents" not in table.column_names:
-        return np.ones(table.num_rows)
-    nev = np.asarray(table.column("nevents").cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False))
-    fin = finished & np.isfinite(nev)
-    n_fin = np.bincount(task[fin], minlength=n_tasks)
-    with_events = np.bincount(task[fin & (nev > 0)], minlength=n_tasks)
+    nev = np.nan_to_num(numbers(table, "nevents"))  # no column: no events anywhere, so units of 1
+    n_fin = np.bincount(task[finished], minlength=n_tasks)
+    with_events = np.bincount(task[finished & (nev > 0)], minlength=n_tasks)
     per_event = (n_fin > 0) & (with_events == n_fin)
-    median = np.ones(n_tasks)
-    has = np.flatnonzero(per_event)
-    if len(has):
-        order = np.lexsort((nev, task))
-        for t, vals in zip(*_split_sorted(task[order], nev[order]), strict=True):
-            if per_event[t]:
-                median[t] = float(np.median(vals[vals > 0])) if (vals > 0).any() else 1.0
+    median = np.nan_to_num(group_median(task, np.where(nev > 0, nev, np.nan), n_tasks), nan=1.0)
     return np.where(per_event[task], np.where(nev > 0, nev, median[task]), 1.0)
-
-
-def _split_sorted(keys: np.ndarray, values: np.ndarray) -> tuple[list[int], list[np.ndarray]]:
-    """Groups of ``values`` by ``keys`` (sorted by key)."""
-    cut = np.flatnonzero(np.diff(keys)) + 1
-    return [int(k[0]) for k in np.split(keys, cut)], np.split(values, cut)
 
 
 def _finished(table: pa.Table) -> np.ndarray:

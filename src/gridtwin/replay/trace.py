@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gridtwin.analytics.kpi import numbers
 from gridtwin.errors import ConfigError, InputError
 from gridtwin.platform.model import Platform
 from gridtwin.workload.categories import Category
@@ -105,14 +106,6 @@ def _ints(table: pa.Table, name: str, fill: int) -> np.ndarray:
     return np.asarray(pc.fill_null(table.column(name).cast(pa.int64()), fill).to_numpy(zero_copy_only=False))
 
 
-def _floats(table: pa.Table, name: str) -> np.ndarray:
-    """Values as float64 with NaN for null."""
-    col = table.column(name)
-    if pa.types.is_timestamp(col.type):
-        col = col.cast(pa.int64())
-    return np.asarray(pc.fill_null(col.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
-
-
 def _strings(table: pa.Table, name: str) -> list[str | None]:
     return table.column(name).to_pylist()
 
@@ -134,8 +127,8 @@ def trace_epoch(table: pa.Table) -> datetime:
 def payload_efficiency(table: pa.Table, cpu: np.ndarray, cores: np.ndarray) -> np.ndarray:
     """Each job's payload CPU efficiency: CPU seconds over (exe seconds of ``pilottiming`` x cores), else over
     (``wall_time`` x cores); NaN where neither is known."""
-    exe = _floats(table, "timeexe")
-    wall = _floats(table, "wall_time")
+    exe = numbers(table, "timeexe")
+    wall = numbers(table, "wall_time")
     with np.errstate(divide="ignore", invalid="ignore"):
         eff_exe = cpu / (exe * cores)
         eff_wall = cpu / (wall * cores)
@@ -160,7 +153,7 @@ def trace_workload(trace: Trace, platform: Platform, work_mode: str = "recorded"
     epoch_ms = round(epoch.timestamp() * 1000)
     arrival = (_ints(t, "creationtime", 0) - epoch_ms) / 1000.0
     cores = job_cores(t)
-    cpu = _floats(t, "cpuconsumptiontime")
+    cpu = numbers(t, "cpuconsumptiontime")
     corepower = np.array([platform.sites[s].corepower for s in sites], dtype=np.float64)
     work = cpu * corepower
     eff = payload_efficiency(t, cpu, cores)

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from gridtwin.analytics.kpi import numbers
 from gridtwin.errors import InputError
 from gridtwin.platform.model import Platform
 
@@ -104,13 +104,8 @@ def load_transfers(path: Path, platform: Platform) -> TransferTrace:
     aside: dict[str, int] = {}
     if (~keep).any():
         aside["not a transfer-done or transfer-failed event"] = int((~keep).sum())
-    times = {}
-    for c in ("started_at", "transferred_at"):
-        col = table.column(c)
-        if pa.types.is_timestamp(col.type):
-            col = col.cast(pa.timestamp("ms"), safe=False).cast(pa.int64())  # finer units are truncated
-        times[c] = np.asarray(pc.fill_null(col.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False))
-    nbytes = np.asarray(pc.fill_null(table.column("bytes").cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False))
+    times = {c: numbers(table, c) for c in ("started_at", "transferred_at")}
+    nbytes = numbers(table, "bytes")
     no_time = keep & ~(np.isfinite(times["started_at"]) & np.isfinite(times["transferred_at"]))
     if no_time.any():
         aside["no started_at or transferred_at"] = int(no_time.sum())
